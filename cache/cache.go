@@ -1,0 +1,284 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// EntryOverhead is the fixed number of bytes charged for every entry on top
+// of [Config.Cost] and the inline size of V (unsafe.Sizeof of the value type,
+// which the cache adds itself).
+//
+// It approximates what one resident entry costs the process beyond the
+// value's own bytes: the item (32-byte key, expiry, cost, flags), ristretto's
+// store entry and its map slot, the policy's key→cost entry and the
+// expiration-bucket entry. Measured with the heap profiler on amd64 (see
+// TestEntryOverheadIsRealistic) and rounded up, so that MaxBytes is a bound on
+// memory actually held and not just on payload.
+const EntryOverhead = 256
+
+// Ristretto sizing. NumCounters (TinyLFU frequency counters) should be about
+// ten times the number of entries expected when full; we estimate that from
+// MaxBytes and a typical entry size (a JWT of ~1 KiB plus claims would be
+// larger, an inactive result much smaller), then clamp: a floor so tiny
+// caches still admit sensibly, a ceiling so a huge MaxBytes does not make the
+// sketch itself (~3 bytes per counter, outside MaxBytes) excessive.
+const (
+	typicalEntryBytes = 512
+	minCounters       = 1 << 10
+	maxCounters       = 1 << 24
+	bufferItems       = 64
+)
+
+// Config configures a [Cache].
+type Config[V any] struct {
+	// MaxBytes bounds the sum, over resident entries, of
+	// Cost(v) + unsafe.Sizeof(v) + EntryOverhead. Required, > 0.
+	MaxBytes int64
+
+	// Cost reports the bytes v references beyond its inline size: string
+	// and slice contents, pointed-to structs. Nil means 0 (only the inline
+	// size and EntryOverhead are charged); negative results count as 0.
+	// It is called once per Set, never on Get.
+	Cost func(V) int64
+
+	// Now is the clock for expiry decisions. Nil means time.Now. Tests
+	// inject a fake clock here so that they never sleep for a TTL.
+	Now func() time.Time
+}
+
+// Cache is a byte-bounded cache of values of type V with absolute expiries
+// and single-flight loading. It is safe for concurrent use. Create one with
+// [New] and release it with [Cache.Close].
+//
+// Values are returned as stored (no copy): when V is or contains a pointer,
+// callers must treat what they get as read-only, since every hit and every
+// single-flight waiter shares it.
+type Cache[V any] struct {
+	now      func() time.Time
+	cost     func(V) int64
+	overhead int64
+	maxBytes int64
+
+	// mu guards rc against Close. Ristretto is not safe to use concurrently
+	// with or after its Close (a Set or Get racing Close can send on a
+	// closed channel and panic), and Caddy may Close a cache while a
+	// straggling request of an old config still uses it. Every access holds
+	// the read lock; Close takes the write lock.
+	mu     sync.RWMutex
+	closed bool
+	rc     *ristretto.Cache[uint64, *item[V]]
+
+	flights singleflight.Group
+
+	// entries and bytes count what Set handed to ristretto minus what
+	// ristretto reported leaving (OnExit: evicted, rejected, replaced,
+	// deleted, expired). Ristretto exposes neither without enabling its
+	// (costly) metrics.
+	entries atomic.Int64
+	bytes   atomic.Int64
+
+	// onWait, when non-nil, is called by GetOrLoad right before a caller
+	// starts waiting for a load. Tests use it as a barrier; it is never set
+	// in production.
+	onWait func()
+}
+
+// item is what ristretto stores. The full 256-bit key is kept and compared
+// on Get because ristretto only sees a 64-bit hash of it: a hash collision
+// then costs a miss, never another token's result.
+type item[V any] struct {
+	key  Key
+	exp  time.Time // absolute expiry by Cache.now; the entry is dead from exp on
+	cost int64     // what was charged against MaxBytes
+	// rejected is set by ristretto's OnReject (TinyLFU admission said no,
+	// or the entry alone exceeds MaxCost) so Set can report it.
+	rejected atomic.Bool
+	val      V
+}
+
+// New returns a Cache configured by cfg.
+func New[V any](cfg Config[V]) (*Cache[V], error) {
+	if cfg.MaxBytes <= 0 {
+		return nil, errors.New("cache: MaxBytes must be > 0")
+	}
+	c := &Cache[V]{
+		now:      cfg.Now,
+		cost:     cfg.Cost,
+		overhead: EntryOverhead + int64(unsafe.Sizeof(*new(V))),
+		maxBytes: cfg.MaxBytes,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	counters := min(max(cfg.MaxBytes/typicalEntryBytes*10, minCounters), maxCounters)
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *item[V]]{
+		NumCounters: counters,
+		MaxCost:     cfg.MaxBytes,
+		BufferItems: bufferItems,
+		// Costs are in our bytes (Cost + overhead); ristretto must not
+		// add its own guess on top.
+		IgnoreInternalCost: true,
+		// The key already is a uniform SHA-256; its first 8 bytes are a
+		// perfect hash and need no rehashing. Passing uint64 keys (not
+		// string(key[:])) keeps Get free of allocations. No conflict
+		// hash: item.key is compared in full instead.
+		KeyToHash: func(h uint64) (uint64, uint64) { return h, 0 },
+		OnReject: func(ri *ristretto.Item[*item[V]]) {
+			if ri.Value != nil {
+				ri.Value.rejected.Store(true)
+			}
+		},
+		// Called exactly once for every value leaving the store (also
+		// after OnReject/OnEvict), with nil for deletions of absent keys.
+		OnExit: func(it *item[V]) {
+			if it != nil {
+				c.entries.Add(-1)
+				c.bytes.Add(-it.cost)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.rc = rc
+	return c, nil
+}
+
+// hash64 is ristretto's key for k.
+func hash64(k Key) uint64 {
+	return binary.LittleEndian.Uint64(k[:8])
+}
+
+// Get returns the value stored under key, if any. It never returns an entry
+// whose expiry has been reached by the cache's clock, whatever ristretto's
+// (wall-clock, bucketed) reclamation has or has not done yet. A hit does not
+// allocate.
+func (c *Cache[V]) Get(key Key) (V, bool) {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		var zero V
+		return zero, false
+	}
+	it, ok := c.rc.Get(hash64(key))
+	c.mu.RUnlock()
+	if !ok || it == nil || it.key != key || !c.now().Before(it.exp) {
+		var zero V
+		return zero, false
+	}
+	return it.val, true
+}
+
+// Set stores v under key until now+ttl and reports whether it was stored.
+//
+// It returns false, storing nothing, when ttl <= 0 (DESIGN §6: not cached),
+// when the entry alone exceeds MaxBytes, when ristretto's TinyLFU admission
+// rejects it because the cache is full of entries used more often (an
+// intended property: a flood of one-shot tokens cannot flush hot entries),
+// or after Close. A false return is not an error: the caller still has the
+// value and simply loads it again next time.
+//
+// After Set returns true, a Get for key from any goroutine sees v (until it
+// expires, is deleted, or is evicted to make room for later entries): Set
+// waits for ristretto's asynchronous admission, so the very next request
+// does not miss again. That wait costs a channel round trip, on the miss
+// path only.
+//
+// An existing entry under key is replaced. The old one is removed first so
+// the new one goes through admission and eviction: ristretto's in-place
+// update adjusts the cost without evicting and could overshoot MaxBytes.
+func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
+	if ttl <= 0 {
+		return false
+	}
+	cost := c.overhead
+	if c.cost != nil {
+		if n := c.cost(v); n > 0 {
+			cost += n
+		}
+	}
+	if cost > c.maxBytes {
+		return false
+	}
+	it := &item[V]{key: key, exp: c.now().Add(ttl), cost: cost, val: v}
+	h := hash64(key)
+
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.rc.Del(h)
+	// Count before handing over: ristretto may reject (and call OnExit)
+	// on its own goroutine before SetWithTTL even returns.
+	c.entries.Add(1)
+	c.bytes.Add(cost)
+	// ristretto's TTL only reclaims memory; correctness is it.exp.
+	if !c.rc.SetWithTTL(h, it, cost, ttl) {
+		// Dropped before reaching ristretto's store (full set buffer):
+		// no OnExit will come for it.
+		c.entries.Add(-1)
+		c.bytes.Add(-cost)
+		return false
+	}
+	c.rc.Wait()
+	return !it.rejected.Load()
+}
+
+// Del removes the entry stored under key, if any. The removal is visible to
+// Get immediately.
+func (c *Cache[V]) Del(key Key) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
+	// Del may hit another key sharing the 64-bit hash; that only costs
+	// that key a reload.
+	c.rc.Del(hash64(key))
+}
+
+// Len returns the approximate number of resident entries, for tests and
+// metrics. Entries that have expired but not yet been reclaimed are counted.
+func (c *Cache[V]) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return 0
+	}
+	return int(max(c.entries.Load(), 0))
+}
+
+// Bytes returns the approximate sum of the costs charged for resident
+// entries (Cost + inline size + EntryOverhead). It stays <= MaxBytes except
+// for a moment while a concurrent Set awaits admission. For metrics and
+// tests.
+func (c *Cache[V]) Bytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return 0
+	}
+	return max(c.bytes.Load(), 0)
+}
+
+// Close releases the cache's goroutines and entries. It is idempotent and
+// safe to call concurrently with any other method; afterwards Get misses,
+// Set returns false, and GetOrLoad still loads (without storing).
+func (c *Cache[V]) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.rc.Close()
+}

@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestParseAuthorization(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []string
+		token  string
+		want   credentials
+	}{
+		{"no header", nil, "", noCredentials},
+		{"empty header", []string{""}, "", noCredentials},
+		{"basic scheme", []string{"Basic dXNlcjpwYXNz"}, "", noCredentials},
+		{"scheme prefix of another", []string{"Bearerx abc"}, "", noCredentials},
+		{"short other scheme", []string{"Bea"}, "", noCredentials},
+		{"canonical", []string{"Bearer abc"}, "abc", bearerToken},
+		{"mixed case scheme", []string{"bEaReR abc.def~+/="}, "abc.def~+/=", bearerToken},
+		{"lower case scheme", []string{"bearer x"}, "x", bearerToken},
+		{"many spaces", []string{"Bearer     abc"}, "abc", bearerToken},
+		{"padding", []string{"Bearer abc=="}, "abc==", bearerToken},
+		{"jwt-like", []string{"Bearer aaa.bbb.ccc"}, "aaa.bbb.ccc", bearerToken},
+		{"scheme only", []string{"Bearer"}, "", badRequest},
+		{"scheme and spaces", []string{"Bearer   "}, "", badRequest},
+		{"space inside token", []string{"Bearer a b"}, "", badRequest},
+		{"quoted token", []string{`Bearer "x"`}, "", badRequest},
+		{"padding in the middle", []string{"Bearer ab=c"}, "", badRequest},
+		{"only padding", []string{"Bearer =="}, "", badRequest},
+		{"comma", []string{"Bearer a,b"}, "", badRequest},
+		{"tab separator", []string{"Bearer\tabc"}, "", noCredentials},
+		{"non-ascii", []string{"Bearer abcé"}, "", badRequest},
+		{"two headers", []string{"Bearer a", "Bearer b"}, "", badRequest},
+		{"two headers, one basic", []string{"Basic x", "Bearer b"}, "", badRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.values != nil {
+				h["Authorization"] = tc.values
+			}
+			token, got := parseAuthorization(h)
+			if got != tc.want || token != tc.token {
+				t.Fatalf("parseAuthorization(%q) = (%q, %v), want (%q, %v)", tc.values, token, got, tc.token, tc.want)
+			}
+		})
+	}
+}
+
+func TestAudienceMatcher(t *testing.T) {
+	m := newAudienceMatcher("https://MCP.example.com/mcp", []string{"api://legacy"})
+	for _, tc := range []struct {
+		aud  []string
+		want bool
+	}{
+		{[]string{"https://mcp.example.com/mcp"}, true},
+		{[]string{"HTTPS://mcp.EXAMPLE.com/mcp"}, true},
+		{[]string{"other", "https://mcp.example.com/mcp"}, true},
+		{[]string{"https://mcp.example.com/MCP"}, false},
+		{[]string{"https://mcp.example.com/mcp/"}, false},
+		{[]string{"https://mcp.example.com"}, false},
+		{[]string{"http://mcp.example.com/mcp"}, false},
+		{[]string{"https://evil.example.com/mcp"}, false},
+		{[]string{"api://legacy"}, true},
+		{[]string{"API://legacy"}, false},
+		{[]string{}, false},
+		{nil, false},
+	} {
+		if got := m.matches(tc.aud); got != tc.want {
+			t.Errorf("matches(%q) = %v, want %v", tc.aud, got, tc.want)
+		}
+	}
+	root := newAudienceMatcher("https://h.example", nil)
+	if !root.matches([]string{"https://h.example/"}) || !root.matches([]string{"https://H.example"}) {
+		t.Error("an empty path must match /")
+	}
+}
+
+func TestCheckEndpointURL(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://as.example.com/introspect", true},
+		{"http://127.0.0.1:9000/introspect", true},
+		{"http://localhost:9000/introspect", true},
+		{"http://[::1]:9000/introspect", true},
+		{"http://as.example.com/introspect", false},
+		{"http://10.0.0.1/introspect", false},
+		{"ftp://as.example.com/", false},
+		{"as.example.com/introspect", false},
+		{"https://user:pass@as.example.com/", false},
+		{"https:///path", false},
+	} {
+		err := checkEndpointURL(tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkEndpointURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+		}
+	}
+}

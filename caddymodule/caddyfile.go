@@ -1,0 +1,205 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("phantom_token", parseCaddyfile)
+	// Right after forward_auth: authentication runs before the handlers
+	// that proxy or serve, and users need no "order" line.
+	httpcaddyfile.RegisterDirectiveOrder("phantom_token", httpcaddyfile.After, "forward_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	phantom_token [<matcher>] {
+//	    introspection_endpoint <url>
+//	    client_id              <id>
+//	    client_secret          <secret>
+//	    client_auth            client_secret_basic|client_secret_post
+//	    introspection_format   jwt|json
+//	    jwt_claim              <name>
+//	    as_jwks_uri            <url>
+//	    issuer                 <url>
+//	    resource               <url>
+//	    audience               <value>...
+//	    allow_missing_audience
+//	    required_scopes        <scope>...
+//	    cache {
+//	        max_ttl      <duration>
+//	        negative_ttl <duration>
+//	        max_size     <size>
+//	    }
+//	    timeout <duration>
+//	    realm   <name>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "introspection_endpoint":
+			err = oneArg(d, &h.IntrospectionEndpoint)
+		case "client_id":
+			err = oneArg(d, &h.ClientID)
+		case "client_secret":
+			err = oneArg(d, &h.ClientSecret)
+		case "client_auth":
+			err = oneOf(d, &h.ClientAuth, clientAuthMethods)
+		case "introspection_format":
+			err = oneOf(d, &h.IntrospectionFormat, introspectionFormats)
+		case "jwt_claim":
+			err = oneArg(d, &h.JWTClaim)
+		case "as_jwks_uri":
+			err = oneArg(d, &h.ASJWKSURI)
+		case "issuer":
+			err = oneArg(d, &h.Issuer)
+		case "resource":
+			err = oneArg(d, &h.Resource)
+		case "audience":
+			err = someArgs(d, &h.Audience, "<value>...")
+		case "allow_missing_audience":
+			if d.NextArg() {
+				return d.Errf("allow_missing_audience: takes no arguments")
+			}
+			h.AllowMissingAudience = true
+		case "required_scopes":
+			err = someArgs(d, &h.RequiredScopes, "<scope>...")
+		case "cache":
+			h.Cache = new(CacheConfig)
+			err = h.Cache.unmarshalCaddyfile(d)
+		case "timeout":
+			var dur caddy.Duration
+			err = durationArg(d, &dur, false)
+			h.Timeout = dur
+		case "realm":
+			err = oneArg(d, &h.Realm)
+		default:
+			return d.Errf("unknown subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("cache: expected a block, got argument '%s'", d.Val())
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("cache: duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		switch name {
+		case "max_ttl":
+			c.MaxTTL = new(caddy.Duration)
+			if err := durationArg(d, c.MaxTTL, true); err != nil {
+				return err
+			}
+		case "negative_ttl":
+			c.NegativeTTL = new(caddy.Duration)
+			if err := durationArg(d, c.NegativeTTL, true); err != nil {
+				return err
+			}
+		case "max_size":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 1<<62 {
+				return d.Errf("max_size: expected a positive size such as 64MiB, got '%s'", s)
+			}
+			c.MaxSize = int64(n)
+		default:
+			return d.Errf("cache: unknown subdirective '%s'", name)
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument for the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: expected one argument", name)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: expected one argument, got another: '%s'", name, d.Val())
+	}
+	return nil
+}
+
+// oneOf reads one argument that must be one of allowed.
+func oneOf(d *caddyfile.Dispenser, dst *string, allowed []string) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	for _, a := range allowed {
+		if *dst == a {
+			return nil
+		}
+	}
+	return d.Errf("%s: expected one of %v, got '%s'", name, allowed, *dst)
+}
+
+// someArgs reads one or more arguments.
+func someArgs(d *caddyfile.Dispenser, dst *[]string, form string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("%s: expected %s", name, form)
+	}
+	*dst = args
+	return nil
+}
+
+// durationArg reads one duration; zero is accepted only where it means
+// "disabled".
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration, zeroOK bool) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 || (dur == 0 && !zeroOK) {
+		want := "a positive duration such as 5s"
+		if zeroOK {
+			want = "a duration such as 5m, or 0 to disable"
+		}
+		return d.Errf("%s: expected %s, got '%s'", name, want, s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

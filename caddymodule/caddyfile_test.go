@@ -1,0 +1,127 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`phantom_token {
+		introspection_endpoint https://as.example.com/introspect
+		client_id gateway
+		client_secret {env.SECRET}
+		client_auth client_secret_post
+		introspection_format json
+		jwt_claim phantom_token
+		as_jwks_uri https://as.example.com/jwks
+		issuer https://as.example.com
+		resource https://mcp.example.com/mcp
+		audience api://one api://two
+		allow_missing_audience
+		required_scopes mcp:tools mcp:read
+		cache {
+			max_ttl 0
+			negative_ttl 2s
+			max_size 1MiB
+		}
+		timeout 3s
+		realm mcp
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	zero, two := caddy.Duration(0), caddy.Duration(2*time.Second)
+	want := Handler{
+		IntrospectionEndpoint: "https://as.example.com/introspect",
+		ClientID:              "gateway",
+		ClientSecret:          "{env.SECRET}",
+		ClientAuth:            "client_secret_post",
+		IntrospectionFormat:   "json",
+		JWTClaim:              "phantom_token",
+		ASJWKSURI:             "https://as.example.com/jwks",
+		Issuer:                "https://as.example.com",
+		Resource:              "https://mcp.example.com/mcp",
+		Audience:              []string{"api://one", "api://two"},
+		AllowMissingAudience:  true,
+		RequiredScopes:        []string{"mcp:tools", "mcp:read"},
+		Cache:                 &CacheConfig{MaxTTL: &zero, NegativeTTL: &two, MaxSize: 1 << 20},
+		Timeout:               caddy.Duration(3 * time.Second),
+		Realm:                 "mcp",
+	}
+	if !reflect.DeepEqual(h, want) {
+		got, _ := json.Marshal(h)
+		exp, _ := json.Marshal(want)
+		t.Fatalf("got  %s\nwant %s", got, exp)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, input, wantErr string
+	}{
+		{"unknown subdirective", `phantom_token { introspection_url https://x }`, "unknown subdirective 'introspection_url'"},
+		{"duplicate subdirective", "phantom_token {\nclient_id a\nclient_id b\n}", "duplicate subdirective 'client_id'"},
+		{"missing value", "phantom_token {\nclient_id\n}", "client_id: expected one argument"},
+		{"two values", "phantom_token {\nclient_id a b\n}", "client_id: expected one argument, got another"},
+		{"bad client_auth", "phantom_token {\nclient_auth private\n}", "client_auth: expected one of [client_secret_basic client_secret_post]"},
+		{"bad format", "phantom_token {\nintrospection_format xml\n}", "introspection_format: expected one of [jwt json]"},
+		{"bad timeout", "phantom_token {\ntimeout soon\n}", "timeout: expected a positive duration"},
+		{"zero timeout", "phantom_token {\ntimeout 0\n}", "timeout: expected a positive duration"},
+		{"negative max_ttl", "phantom_token {\ncache {\nmax_ttl -1s\n}\n}", "max_ttl: expected a duration such as 5m, or 0 to disable"},
+		{"bad negative_ttl", "phantom_token {\ncache {\nnegative_ttl x\n}\n}", "negative_ttl: expected a duration"},
+		{"bad max_size", "phantom_token {\ncache {\nmax_size lots\n}\n}", "max_size: expected a positive size such as 64MiB"},
+		{"zero max_size", "phantom_token {\ncache {\nmax_size 0\n}\n}", "max_size: expected a positive size"},
+		{"unknown cache subdirective", "phantom_token {\ncache {\nttl 5m\n}\n}", "cache: unknown subdirective 'ttl'"},
+		{"duplicate cache subdirective", "phantom_token {\ncache {\nmax_ttl 5m\nmax_ttl 1m\n}\n}", "cache: duplicate subdirective 'max_ttl'"},
+		{"duplicate cache block", "phantom_token {\ncache {\n}\ncache {\n}\n}", "duplicate subdirective 'cache'"},
+		{"cache argument", "phantom_token {\ncache 5m\n}", "cache: expected a block"},
+		{"no scopes", "phantom_token {\nrequired_scopes\n}", "required_scopes: expected <scope>..."},
+		{"flag with argument", "phantom_token {\nallow_missing_audience yes\n}", "allow_missing_audience: takes no arguments"},
+		{"inline argument", `phantom_token https://as.example.com`, "wrong argument count"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCaddyfileAdapt compares Caddyfile→JSON adaptation with golden files:
+// each testdata/*.caddyfiletest holds a Caddyfile, a line of dashes, and
+// the JSON it must adapt to.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no adapt golden files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.Split(string(data), "----------")
+			if len(parts) != 2 {
+				t.Fatalf("%s: want a Caddyfile and JSON separated by ----------", f)
+			}
+			input, want := strings.TrimSpace(parts[0])+"\n", strings.TrimSpace(parts[1])
+			if !caddytest.CompareAdapt(t, f, input, "caddyfile", want) {
+				t.Errorf("%s: adapted JSON differs (diff above)", f)
+			}
+		})
+	}
+}

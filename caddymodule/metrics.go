@@ -1,0 +1,95 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/phantomgate/caddy-phantom-token/introspect"
+)
+
+// Values of the "result" label of caddy_phantom_token_requests_total. The
+// label set is fixed: never a token, subject or client.
+const (
+	resultHit         = "hit"          // active entry from the cache
+	resultMiss        = "miss"         // introspected now (active or not)
+	resultNegativeHit = "negative_hit" // inactive entry from the cache
+	resultRejected    = "rejected"     // no or malformed credentials; the AS was not asked
+	resultASError     = "as_error"     // the AS was unreachable or misbehaved
+)
+
+// Values of the "outcome" label of the introspection latency histogram.
+const (
+	outcomeActive      = "active"
+	outcomeInactive    = "inactive"
+	outcomeUnavailable = "unavailable"
+	outcomeBadResponse = "bad_response"
+)
+
+// The collectors are built once per process and registered into each
+// config's registry: a second handler must not panic on a duplicate
+// registration, and counts must carry on across config reloads.
+var metrics = struct {
+	once          sync.Once
+	requests      *prometheus.CounterVec
+	introspection *prometheus.HistogramVec
+}{}
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "phantom_token",
+			Name:      "requests_total",
+			Help:      "Requests seen by phantom_token, by result of the token lookup.",
+		}, []string{"result"})
+		metrics.introspection = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "caddy",
+			Subsystem: "phantom_token",
+			Name:      "introspection_duration_seconds",
+			Help:      "Latency of calls to the authorization server, by outcome.",
+			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"outcome"})
+	})
+}
+
+// registerMetrics makes the collectors visible through one config's
+// registry. A nil registry (some tests) is fine.
+func registerMetrics(reg *prometheus.Registry) error {
+	initMetrics()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.introspection} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func countRequest(result string) {
+	metrics.requests.WithLabelValues(result).Inc()
+}
+
+func observeIntrospection(outcome string, d time.Duration) {
+	metrics.introspection.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+func outcomeOf(res *introspect.Result, err error) string {
+	var ie *introspect.Error
+	switch {
+	case err == nil && res.Active:
+		return outcomeActive
+	case err == nil:
+		return outcomeInactive
+	case errors.As(err, &ie) && ie.Kind == introspect.KindUnavailable:
+		return outcomeUnavailable
+	}
+	return outcomeBadResponse
+}

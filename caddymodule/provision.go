@@ -1,0 +1,277 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/phantomgate/caddy-phantom-token/cache"
+	"github.com/phantomgate/caddy-phantom-token/introspect"
+)
+
+// Defaults of the documented config fields.
+const (
+	defaultMaxTTL      = 5 * time.Minute
+	defaultNegativeTTL = 5 * time.Second
+	defaultMaxSize     = 64 << 20
+	defaultTimeout     = 5 * time.Second
+)
+
+var (
+	clientAuthMethods    = []string{string(introspect.ClientSecretBasic), string(introspect.ClientSecretPost)}
+	introspectionFormats = []string{string(introspect.FormatJWT), string(introspect.FormatJSON)}
+)
+
+// now is the handler's clock; tests replace it so TTL checks never sleep.
+var now = time.Now
+
+// caches holds the token caches by config identity, so that a config
+// reload that keeps the same AS, client and cache settings keeps its warm
+// cache instead of stampeding the AS.
+var caches = caddy.NewUsagePool()
+
+// pooledCache lets the usage pool close a cache when its last user leaves.
+type pooledCache struct{ *cache.Cache[*entry] }
+
+// Destruct implements caddy.Destructor.
+func (p pooledCache) Destruct() error {
+	p.Close()
+	return nil
+}
+
+// Provision resolves placeholders, validates the config and builds the AS
+// client and the cache. It does no network I/O, so `caddy validate` works
+// with the AS unreachable.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	for _, f := range []struct {
+		name string
+		val  *string
+	}{
+		{"introspection_endpoint", &h.IntrospectionEndpoint},
+		{"client_id", &h.ClientID},
+		{"client_secret", &h.ClientSecret},
+		{"as_jwks_uri", &h.ASJWKSURI},
+		{"issuer", &h.Issuer},
+		{"resource", &h.Resource},
+	} {
+		raw := *f.val
+		*f.val = strings.TrimSpace(repl.ReplaceKnown(raw, ""))
+		if raw != "" && *f.val == "" {
+			return fmt.Errorf("%s: empty after resolving placeholders in %q", f.name, redactPlaceholders(raw))
+		}
+	}
+	if err := h.validateConfig(); err != nil {
+		return err
+	}
+
+	h.maxTTL, h.negTTL = defaultMaxTTL, defaultNegativeTTL
+	maxSize := int64(defaultMaxSize)
+	if c := h.Cache; c != nil {
+		if c.MaxTTL != nil {
+			h.maxTTL = time.Duration(*c.MaxTTL)
+		}
+		if c.NegativeTTL != nil {
+			h.negTTL = time.Duration(*c.NegativeTTL)
+		}
+		if c.MaxSize != 0 {
+			maxSize = c.MaxSize
+		}
+	}
+	timeout := time.Duration(h.Timeout)
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+
+	var vctx context.Context
+	vctx, h.cancel = context.WithCancel(ctx)
+	if h.ASJWKSURI != "" {
+		v, err := introspect.NewJWKSVerifier(vctx, h.ASJWKSURI, nil)
+		if err != nil {
+			return fmt.Errorf("as_jwks_uri: %v", err)
+		}
+		h.verifier = v
+	}
+	client, err := introspect.New(introspect.Config{
+		Endpoint:     h.IntrospectionEndpoint,
+		ClientID:     h.ClientID,
+		ClientSecret: h.ClientSecret,
+		ClientAuth:   introspect.ClientAuth(h.ClientAuth),
+		Format:       introspect.Format(h.IntrospectionFormat),
+		JWTClaim:     h.JWTClaim,
+		Issuer:       h.Issuer,
+		Verifier:     h.verifier,
+		Timeout:      timeout,
+	})
+	if err != nil {
+		return fmt.Errorf("configuring the introspection client: %v", err)
+	}
+	h.client = client
+
+	if h.Resource != "" {
+		h.resource = newAudienceMatcher(h.Resource, h.Audience)
+	}
+	h.challenges = newChallenges(h.Realm, h.RequiredScopes)
+
+	identity := h.cacheIdentity()
+	h.keyer = cache.NewKeyer(identity)
+	h.poolKey = identity + "\x00" + strconv.FormatInt(maxSize, 10)
+	val, _, err := caches.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		c, err := cache.New(cache.Config[*entry]{
+			MaxBytes: maxSize,
+			Cost:     (*entry).cost,
+			Now:      func() time.Time { return now() },
+		})
+		return pooledCache{c}, err
+	})
+	if err != nil {
+		h.poolKey = ""
+		return fmt.Errorf("creating the token cache: %v", err)
+	}
+	h.tokens = val.(pooledCache).Cache
+
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	return nil
+}
+
+// cacheIdentity names everything that shapes a cached entry, so that two
+// routes share cached results only when they would compute the same ones.
+// The secret is left out: rotating it does not change what a token means.
+func (h *Handler) cacheIdentity() string {
+	parts := []string{
+		h.IntrospectionEndpoint, h.ClientID, h.introspectionFormat(), h.JWTClaim,
+		h.ASJWKSURI, h.Issuer, h.Resource,
+	}
+	for i, p := range parts {
+		parts[i] = strconv.Quote(p)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (h *Handler) introspectionFormat() string {
+	if h.IntrospectionFormat == "" {
+		return string(introspect.FormatJWT)
+	}
+	return h.IntrospectionFormat
+}
+
+// validateConfig checks the resolved config; each error names the field.
+func (h *Handler) validateConfig() error {
+	if h.IntrospectionEndpoint == "" {
+		return fmt.Errorf("introspection_endpoint: required")
+	}
+	if err := checkEndpointURL(h.IntrospectionEndpoint); err != nil {
+		return fmt.Errorf("introspection_endpoint: %v", err)
+	}
+	if h.ClientID == "" {
+		return fmt.Errorf("client_id: required")
+	}
+	if h.ClientSecret == "" {
+		return fmt.Errorf("client_secret: required")
+	}
+	if h.ClientAuth != "" && !slices.Contains(clientAuthMethods, h.ClientAuth) {
+		return fmt.Errorf("client_auth: expected one of %v, got %q", clientAuthMethods, h.ClientAuth)
+	}
+	format := h.introspectionFormat()
+	if !slices.Contains(introspectionFormats, format) {
+		return fmt.Errorf("introspection_format: expected one of %v, got %q", introspectionFormats, format)
+	}
+	switch {
+	case format == string(introspect.FormatJSON) && h.JWTClaim == "":
+		return fmt.Errorf("jwt_claim: required with introspection_format json (the member holding the JWT to forward)")
+	case format == string(introspect.FormatJWT) && h.JWTClaim != "":
+		return fmt.Errorf("jwt_claim: only valid with introspection_format json")
+	}
+	if h.ASJWKSURI != "" {
+		if err := checkEndpointURL(h.ASJWKSURI); err != nil {
+			return fmt.Errorf("as_jwks_uri: %v", err)
+		}
+	}
+	if h.Resource != "" {
+		if err := checkResourceURL(h.Resource); err != nil {
+			return fmt.Errorf("resource: %v", err)
+		}
+	} else if len(h.Audience) > 0 || h.AllowMissingAudience {
+		return fmt.Errorf("audience, allow_missing_audience: only valid together with resource")
+	}
+	for _, s := range h.RequiredScopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			return fmt.Errorf("required_scopes: invalid scope %q (no spaces, quotes or backslashes)", s)
+		}
+	}
+	if h.Timeout < 0 {
+		return fmt.Errorf("timeout: must be positive")
+	}
+	if c := h.Cache; c != nil {
+		if c.MaxTTL != nil && *c.MaxTTL < 0 {
+			return fmt.Errorf("cache.max_ttl: must be 0 (disabled) or positive")
+		}
+		if c.NegativeTTL != nil && *c.NegativeTTL < 0 {
+			return fmt.Errorf("cache.negative_ttl: must be 0 (disabled) or positive")
+		}
+		if c.MaxSize < 0 {
+			return fmt.Errorf("cache.max_size: must be positive")
+		}
+	}
+	if strings.ContainsAny(h.Realm, "\"\\") {
+		return fmt.Errorf("realm: must not contain quotes or backslashes")
+	}
+	return nil
+}
+
+// Validate implements caddy.Validator. Everything is checked in Provision,
+// where placeholders are resolved; this only guards against a handler used
+// without provisioning.
+func (h *Handler) Validate() error {
+	if h.client == nil || h.tokens == nil {
+		return fmt.Errorf("phantom_token: not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases this handler's share of the cache and stops the JWKS
+// refresher. It copes with a half-provisioned handler.
+func (h *Handler) Cleanup() error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	if h.client != nil {
+		h.client.CloseIdleConnections()
+	}
+	if h.poolKey != "" {
+		_, err := caches.Delete(h.poolKey)
+		h.poolKey = ""
+		return err
+	}
+	return nil
+}
+
+// redactPlaceholders shows which placeholder resolved to nothing without
+// ever echoing a literal secret: only {…} parts are kept.
+func redactPlaceholders(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			break
+		}
+		b.WriteString(s[i : i+j+1])
+		s = s[i+j+1:]
+	}
+	if b.Len() == 0 {
+		return "…"
+	}
+	return b.String()
+}

@@ -1,0 +1,147 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/phantomgate/caddy-phantom-token/cache"
+	"github.com/phantomgate/caddy-phantom-token/introspect"
+)
+
+// statusClientClosedRequest is what Caddy's reverse proxy also reports
+// when the client went away before an answer was ready.
+const statusClientClosedRequest = 499
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler: DESIGN §3.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// A CORS preflight carries no credentials by design; the route's CORS
+	// handling must see it untouched.
+	if r.Method == http.MethodOptions && len(r.Header["Authorization"]) == 0 {
+		return next.ServeHTTP(w, r)
+	}
+
+	token, cred := parseAuthorization(r.Header)
+	switch cred {
+	case noCredentials:
+		countRequest(resultRejected)
+		return reject(w, http.StatusUnauthorized, h.challenges.missing, errNoCredentials)
+	case badRequest:
+		countRequest(resultRejected)
+		return reject(w, http.StatusBadRequest, h.challenges.invalidRequest, errMalformed)
+	}
+
+	key := h.keyer.Key(token)
+	e, hit := h.tokens.Get(key)
+	if !hit {
+		var err error
+		traceparent := r.Header.Get("Traceparent")
+		e, hit, err = h.tokens.GetOrLoad(r.Context(), key, func(ctx context.Context) (*entry, time.Duration, error) {
+			return h.load(ctx, token, traceparent)
+		})
+		if err != nil {
+			return h.loadFailed(w, r, token, err)
+		}
+	}
+
+	result := resultMiss
+	switch {
+	case hit && e.active:
+		result = resultHit
+	case hit:
+		result = resultNegativeHit
+	}
+	countRequest(result)
+	addLogField(r, result)
+
+	switch h.authorize(e, now()) {
+	case invalidToken:
+		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
+	case insufficientScope:
+		return reject(w, http.StatusForbidden, h.challenges.insufficientScope, errInsufficientScope)
+	}
+
+	// The upstream must see the JWT and never the opaque token: replace the
+	// one Authorization value in place (parseAuthorization guaranteed there
+	// is exactly one) and drop a query-string copy of the token.
+	r.Header["Authorization"][0] = e.header
+	stripAccessTokenQuery(r)
+
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", e.userID)
+		repl.Set("http.auth.user.client_id", e.clientID)
+		repl.Set("http.auth.user.scope", e.scope)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// load introspects a token once for all concurrent requests that carry it
+// and decides how long the result may be reused.
+func (h *Handler) load(ctx context.Context, token, traceparent string) (*entry, time.Duration, error) {
+	start := time.Now()
+	res, err := h.client.Introspect(ctx, token, traceparent)
+	observeIntrospection(outcomeOf(res, err), time.Since(start))
+	if err != nil {
+		return nil, 0, err
+	}
+	t := now()
+	if !res.Active {
+		if h.maxTTL <= 0 {
+			return inactiveEntry, 0, nil
+		}
+		return inactiveEntry, cache.TTL(t, h.negTTL, res.MaxAge), nil
+	}
+	return newEntry(res), cache.TTL(t, h.maxTTL, res.MaxAge, res.ExpiresAt, res.JWTExpiresAt), nil
+}
+
+// loadFailed maps an introspection failure to the response contract: the
+// AS being unreachable is 503, the AS misbehaving is 502. Neither is cached.
+func (h *Handler) loadFailed(w http.ResponseWriter, r *http.Request, token string, err error) error {
+	if r.Context().Err() != nil {
+		return caddyhttp.Error(statusClientClosedRequest, r.Context().Err())
+	}
+	countRequest(resultASError)
+	addLogField(r, resultASError)
+	if c := h.logger.Check(zapcore.DebugLevel, "introspection failed"); c != nil {
+		c.Write(zap.String("token_fingerprint", fingerprint(token)), zap.Error(err))
+	}
+	var ie *introspect.Error
+	if errors.As(err, &ie) && ie.Kind == introspect.KindUnavailable {
+		return unavailable(w, ie.RetryAfter, err)
+	}
+	return caddyhttp.Error(http.StatusBadGateway, err)
+}
+
+// stripAccessTokenQuery removes access_token from the query string: tokens
+// there are ignored (OAuth 2.1 §5.1) and must not travel upstream.
+func stripAccessTokenQuery(r *http.Request) {
+	if !strings.Contains(r.URL.RawQuery, "access_token") {
+		return
+	}
+	q := r.URL.Query()
+	q.Del("access_token")
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+}
+
+// addLogField adds the phantom_token_cache field to the access log entry.
+func addLogField(r *http.Request, result string) {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String("phantom_token_cache", result))
+	}
+}
+
+// fingerprint names a token in logs without revealing it.
+func fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
+}
