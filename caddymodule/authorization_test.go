@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"net/http"
 	"testing"
+
+	"github.com/phantomgate/caddy-phantom-token/introspect"
 )
 
 func TestParseAuthorization(t *testing.T) {
@@ -93,9 +95,9 @@ func TestCheckEndpointURL(t *testing.T) {
 		{"https://user:pass@as.example.com/", false},
 		{"https:///path", false},
 	} {
-		err := checkEndpointURL(tc.url)
+		err := introspect.CheckURL(tc.url)
 		if (err == nil) != tc.ok {
-			t.Errorf("checkEndpointURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+			t.Errorf("CheckURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
 		}
 	}
 }

@@ -168,7 +168,7 @@ func (h *Handler) validateConfig() error {
 	if h.IntrospectionEndpoint == "" {
 		return fmt.Errorf("introspection_endpoint: required")
 	}
-	if err := checkEndpointURL(h.IntrospectionEndpoint); err != nil {
+	if err := introspect.CheckURL(h.IntrospectionEndpoint); err != nil {
 		return fmt.Errorf("introspection_endpoint: %v", err)
 	}
 	if h.ClientID == "" {
@@ -191,7 +191,7 @@ func (h *Handler) validateConfig() error {
 		return fmt.Errorf("jwt_claim: only valid with introspection_format json")
 	}
 	if h.ASJWKSURI != "" {
-		if err := checkEndpointURL(h.ASJWKSURI); err != nil {
+		if err := introspect.CheckURL(h.ASJWKSURI); err != nil {
 			return fmt.Errorf("as_jwks_uri: %v", err)
 		}
 	}

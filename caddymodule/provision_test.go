@@ -44,7 +44,7 @@ func TestProvisionErrors(t *testing.T) {
 	}{
 		{"no endpoint", func(h *Handler) { h.IntrospectionEndpoint = "" }, "introspection_endpoint: required"},
 		{"plain http to a remote AS", func(h *Handler) { h.IntrospectionEndpoint = "http://as.example.com/i" }, "introspection_endpoint: http is only allowed for loopback"},
-		{"relative endpoint", func(h *Handler) { h.IntrospectionEndpoint = "/introspect" }, "introspection_endpoint: expected an absolute https URL"},
+		{"relative endpoint", func(h *Handler) { h.IntrospectionEndpoint = "/introspect" }, "introspection_endpoint: url must be absolute"},
 		{"no client_id", func(h *Handler) { h.ClientID = "" }, "client_id: required"},
 		{"no secret", func(h *Handler) { h.ClientSecret = "" }, "client_secret: required"},
 		{"secret placeholder empty", func(h *Handler) { h.ClientSecret = "{env.PHANTOM_TEST_EMPTY}" }, `client_secret: empty after resolving placeholders in "{env.PHANTOM_TEST_EMPTY}"`},
@@ -54,7 +54,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"json without jwt_claim", func(h *Handler) { h.IntrospectionFormat = "json" }, "jwt_claim: required with introspection_format json"},
 		{"jwt_claim with jwt", func(h *Handler) { h.JWTClaim = "jwt" }, "jwt_claim: only valid with introspection_format json"},
 		{"http jwks", func(h *Handler) { h.ASJWKSURI = "http://as.example.com/jwks" }, "as_jwks_uri: http is only allowed for loopback"},
-		{"resource with fragment", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp#x" }, "resource: must not contain a fragment"},
+		{"resource with fragment", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp#x" }, "resource: url must not contain a fragment"},
 		{"audience without resource", func(h *Handler) { h.Audience = []string{"x"} }, "only valid together with resource"},
 		{"scope with space", func(h *Handler) { h.RequiredScopes = []string{"a b"} }, "required_scopes: invalid scope"},
 		{"negative max_ttl", func(h *Handler) { d := caddy.Duration(-1); h.Cache = &CacheConfig{MaxTTL: &d} }, "cache.max_ttl"},

@@ -1,55 +1,19 @@
 package caddymodule
 
 import (
-	"fmt"
-	"net"
-	"net/url"
+	"errors"
 	"strings"
+
+	"github.com/phantomgate/caddy-phantom-token/introspect"
 )
 
-// checkEndpointURL accepts https URLs, and http ones only on loopback:
-// tokens and client secrets must never cross a network in clear text.
-func checkEndpointURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("expected an absolute https URL: %v", err)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("expected an absolute https URL, got %q", raw)
-	}
-	if u.User != nil {
-		return fmt.Errorf("credentials in the URL are not allowed; use client_id and client_secret")
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("http is only allowed for loopback hosts, got %q; use https", u.Host)
-	default:
-		return fmt.Errorf("expected an https URL, got scheme %q", u.Scheme)
-	}
-}
-
-// checkResourceURL validates the canonical resource URL (RFC 8707 §2).
+// checkResourceURL validates the canonical resource URL (RFC 8707 §2):
+// the same rules as an AS URL, and no fragment, not even an empty one.
 func checkResourceURL(raw string) error {
-	if err := checkEndpointURL(raw); err != nil {
-		return err
-	}
 	if strings.Contains(raw, "#") {
-		return fmt.Errorf("must not contain a fragment")
+		return errors.New("url must not contain a fragment")
 	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return introspect.CheckURL(raw)
 }
 
 // audienceMatcher decides whether a token's audience names this resource.

@@ -109,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Endpoint == "" {
 		return nil, errors.New("endpoint is required")
 	}
-	if err := checkASURL(cfg.Endpoint); err != nil {
+	if err := CheckURL(cfg.Endpoint); err != nil {
 		return nil, fmt.Errorf("endpoint: %w", err)
 	}
 	if cfg.ClientID == "" {
@@ -197,11 +197,12 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
-// checkASURL accepts absolute https URLs, and http URLs whose host is
-// loopback (tests and demos): TLS to the AS is mandatory otherwise
+// CheckURL accepts absolute https URLs, and http URLs whose host is
+// loopback. It is exported so that configuration layers give the same
+// verdict on every URL that will carry tokens or secrets (tests and demos): TLS to the AS is mandatory otherwise
 // (DESIGN §7). User info is refused because it would be a second,
 // unmanaged place for credentials.
-func checkASURL(raw string) error {
+func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("not a valid url")

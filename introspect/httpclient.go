@@ -23,7 +23,7 @@ func limitedRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return errors.New("stopped after 3 redirects")
 	}
-	return checkASURL(req.URL.String())
+	return CheckURL(req.URL.String())
 }
 
 // newDefaultHTTPClient returns a client with its own transport (cloned from

@@ -88,7 +88,7 @@ func NewJWKSVerifier(ctx context.Context, jwksURI string, client *http.Client) (
 	if jwksURI == "" {
 		return nil, errors.New("jwks uri is required")
 	}
-	if err := checkASURL(jwksURI); err != nil {
+	if err := CheckURL(jwksURI); err != nil {
 		return nil, fmt.Errorf("jwks uri: %w", err)
 	}
 	if client == nil {
