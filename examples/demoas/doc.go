@@ -1,0 +1,23 @@
+// Package demoas is an embedded demo OAuth 2.0 authorization server built on
+// github.com/ory/fosite, for the quickstart and for fast end-to-end tests.
+//
+// It issues opaque HMAC-SHA access tokens with the client credentials grant
+// and introspects them in two ways:
+//
+//   - RFC 7662 JSON by default;
+//   - Curity style when the request carries "Accept: application/jwt": the
+//     answer is the access token as an RS256 JWT (JOSE header typ "at+jwt",
+//     RFC 9068 claims) signed with the key published at
+//     /.well-known/jwks.json, and 204 No Content when the token is inactive.
+//
+// It keeps everything in memory, listens on loopback and is not meant for
+// production use.
+//
+// Endpoints:
+//
+//	POST /oauth2/token                              client_credentials (client_secret_basic or client_secret_post)
+//	POST /oauth2/introspect                         RFC 7662, or a JWT for Accept: application/jwt
+//	POST /oauth2/revoke                             RFC 7009
+//	GET  /.well-known/jwks.json                     the public signing key
+//	GET  /.well-known/oauth-authorization-server    RFC 8414 metadata
+package demoas

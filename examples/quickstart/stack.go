@@ -1,0 +1,147 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/demoas"
+	"github.com/phantomgate/caddy-phantom-token/examples/echo"
+)
+
+// Client IDs registered at the demo authorization server.
+const (
+	gatewayClientID = "gateway" // the gateway's own introspection client
+	agentClientID   = "agent"   // the MCP client
+	agentScope      = "mcp:tools"
+)
+
+// stack is the running demo: authorization server, upstream and gateway.
+type stack struct {
+	as           *demoas.Server
+	upstream     *echo.Handler
+	upstreamAddr string // host:port
+	upstreamSrv  *http.Server
+	gatewayURL   string // http://host:port
+	caddyfile    string // the Caddyfile the gateway runs
+	agentSecret  string
+	caddyRunning bool
+}
+
+// startStack starts the demo authorization server, the echo upstream and
+// Caddy, in that order. On error, what was started is stopped again.
+func startStack(opts options) (_ *stack, err error) {
+	s := &stack{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	host, port, err := net.SplitHostPort(opts.listen)
+	if err != nil || port == "" || port == "0" {
+		return nil, fmt.Errorf("bad -listen %q: want host:port with a fixed port, e.g. 127.0.0.1:8080", opts.listen)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	s.gatewayURL = "http://" + net.JoinHostPort(host, port)
+
+	if s.caddyfile, err = locateCaddyfile(opts.config); err != nil {
+		return nil, err
+	}
+
+	gatewaySecret, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	if s.agentSecret, err = randomSecret(); err != nil {
+		return nil, err
+	}
+	s.as, err = demoas.Start(demoas.Config{Clients: []demoas.Client{
+		{ID: gatewayClientID, Secret: gatewaySecret},
+		{ID: agentClientID, Secret: s.agentSecret, Scopes: []string{agentScope}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("start demo authorization server: %w", err)
+	}
+
+	s.upstream = echo.NewHandler()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start echo upstream: %w", err)
+	}
+	s.upstreamAddr = ln.Addr().String()
+	s.upstreamSrv = &http.Server{Handler: s.upstream, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.upstreamSrv.Serve(ln) }()
+
+	// The Caddyfile reads these: {$NAME} when it is adapted, {env.NAME} when
+	// the module is provisioned (so the secret never enters the JSON config).
+	// "http://:PORT" is plain HTTP for any Host; the listener itself is bound
+	// to the -listen host when the config is patched.
+	env := map[string]string{
+		"PHANTOM_LISTEN":            "http://:" + port,
+		"PHANTOM_INTROSPECTION_URL": s.as.URL + demoas.IntrospectionPath,
+		"PHANTOM_JWKS_URI":          s.as.URL + demoas.JWKSPath,
+		"PHANTOM_ISSUER":            s.as.Issuer,
+		"PHANTOM_CLIENT_ID":         gatewayClientID,
+		"PHANTOM_CLIENT_SECRET":     gatewaySecret,
+		"PHANTOM_UPSTREAM":          s.upstreamAddr,
+	}
+	for k, v := range env {
+		if err := os.Setenv(k, v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", k, err)
+		}
+	}
+
+	cfg, err := adaptCaddyfile(s.caddyfile, host, opts.verbose)
+	if err != nil {
+		return nil, err
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		if isAddrInUse(err) {
+			return nil, fmt.Errorf("start Caddy: %s is in use; pick another address with -listen: %w", opts.listen, err)
+		}
+		return nil, fmt.Errorf("start Caddy: %w", err)
+	}
+	s.caddyRunning = true
+	return s, nil
+}
+
+// close stops everything startStack started.
+func (s *stack) close() {
+	if s.caddyRunning {
+		_ = caddy.Stop()
+		s.caddyRunning = false
+	}
+	if s.upstreamSrv != nil {
+		_ = s.upstreamSrv.Close()
+	}
+	if s.as != nil {
+		_ = s.as.Close()
+	}
+}
+
+// randomSecret returns 32 random bytes, base64url-encoded.
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// isAddrInUse reports whether err is a listen failure on a busy address.
+// Caddy does not always wrap the cause, hence the text fallback.
+func isAddrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
