@@ -101,3 +101,36 @@ func TestCheckEndpointURL(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataLocation(t *testing.T) {
+	for _, tc := range []struct{ resource, path, url string }{
+		{"https://mcp.example.com/mcp", "/.well-known/oauth-protected-resource/mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"},
+		{"https://h.example/", "/.well-known/oauth-protected-resource", "https://h.example/.well-known/oauth-protected-resource"},
+		{"https://h.example", "/.well-known/oauth-protected-resource", "https://h.example/.well-known/oauth-protected-resource"},
+		{"https://h.example:8443/a/b/", "/.well-known/oauth-protected-resource/a/b/", "https://h.example:8443/.well-known/oauth-protected-resource/a/b/"},
+		{"http://127.0.0.1:8080/mcp?tenant=1", "/.well-known/oauth-protected-resource/mcp", "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"},
+	} {
+		path, url, err := metadataLocation(tc.resource)
+		if err != nil || path != tc.path || url != tc.url {
+			t.Errorf("metadataLocation(%q) = %q, %q, %v; want %q, %q", tc.resource, path, url, err, tc.path, tc.url)
+		}
+	}
+}
+
+func TestChallengesEscapeAndOrder(t *testing.T) {
+	c := newChallenges(`my realm`, []string{"a", "b"}, "https://h/.well-known/oauth-protected-resource")
+	for got, want := range map[string]string{
+		c.missing:           `Bearer realm="my realm", scope="a b", resource_metadata="https://h/.well-known/oauth-protected-resource"`,
+		c.insufficientScope: `Bearer realm="my realm", error="insufficient_scope", scope="a b", resource_metadata="https://h/.well-known/oauth-protected-resource"`,
+	} {
+		if got != want {
+			t.Errorf("challenge = %s\nwant        %s", got, want)
+		}
+	}
+	if got := newChallenges("", nil, "").missing; got != `Bearer realm="phantom_token"` {
+		t.Errorf("a challenge needs a parameter; got %s", got)
+	}
+	if got := param("x", `a"b\c`); got != `x="a\"b\\c"` {
+		t.Errorf("param escaping = %s", got)
+	}
+}

@@ -35,6 +35,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    resource               <url>
 //	    audience               <value>...
 //	    allow_missing_audience
+//	    authorization_server   <issuer url>...
+//	    scopes_supported       <scope>...
+//	    resource_name          <text>
+//	    resource_documentation <url>
+//	    metadata_path          <path>
 //	    required_scopes        <scope>...
 //	    cache {
 //	        max_ttl      <duration>
@@ -83,6 +88,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("allow_missing_audience: takes no arguments")
 			}
 			h.AllowMissingAudience = true
+		case "authorization_server":
+			err = someArgs(d, &h.AuthorizationServers, "<issuer url>...")
+		case "scopes_supported":
+			err = someArgs(d, &h.ScopesSupported, "<scope>...")
+		case "resource_name":
+			err = oneArg(d, &h.ResourceName)
+		case "resource_documentation":
+			err = oneArg(d, &h.ResourceDocumentation)
+		case "metadata_path":
+			err = oneArg(d, &h.MetadataPath)
 		case "required_scopes":
 			err = someArgs(d, &h.RequiredScopes, "<scope>...")
 		case "cache":

@@ -28,6 +28,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		resource https://mcp.example.com/mcp
 		audience api://one api://two
 		allow_missing_audience
+		authorization_server https://as.example.com https://as2.example.com
+		scopes_supported mcp:tools
+		resource_name "My MCP"
+		resource_documentation https://docs.example.com
+		metadata_path /gw/.well-known/oauth-protected-resource/mcp
 		required_scopes mcp:tools mcp:read
 		cache {
 			max_ttl 0
@@ -54,6 +59,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		Resource:              "https://mcp.example.com/mcp",
 		Audience:              []string{"api://one", "api://two"},
 		AllowMissingAudience:  true,
+		AuthorizationServers:  []string{"https://as.example.com", "https://as2.example.com"},
+		ScopesSupported:       []string{"mcp:tools"},
+		ResourceName:          "My MCP",
+		ResourceDocumentation: "https://docs.example.com",
+		MetadataPath:          "/gw/.well-known/oauth-protected-resource/mcp",
 		RequiredScopes:        []string{"mcp:tools", "mcp:read"},
 		Cache:                 &CacheConfig{MaxTTL: &zero, NegativeTTL: &two, MaxSize: 1 << 20},
 		Timeout:               caddy.Duration(3 * time.Second),
@@ -87,6 +97,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"duplicate cache block", "phantom_token {\ncache {\n}\ncache {\n}\n}", "duplicate subdirective 'cache'"},
 		{"cache argument", "phantom_token {\ncache 5m\n}", "cache: expected a block"},
 		{"no scopes", "phantom_token {\nrequired_scopes\n}", "required_scopes: expected <scope>..."},
+		{"no authorization server", "phantom_token {\nauthorization_server\n}", "authorization_server: expected <issuer url>..."},
 		{"flag with argument", "phantom_token {\nallow_missing_audience yes\n}", "allow_missing_audience: takes no arguments"},
 		{"inline argument", `phantom_token https://as.example.com`, "wrong argument count"},
 	} {

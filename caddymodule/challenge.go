@@ -23,34 +23,37 @@ type challenges struct {
 // parameter, which RFC 6750 §3 does not allow.
 const defaultRealm = "phantom_token"
 
-func newChallenges(realm string, scopes []string) challenges {
+// newChallenges builds the challenges. Parameter order: realm, then what
+// the situation says (error, error_description, scope), then
+// resource_metadata, which RFC 9728 §5.1 and MCP ask on every 401 and 403
+// so that a client can discover where to get a token.
+func newChallenges(realm string, scopes []string, metadataURL string) challenges {
 	scope := strings.Join(scopes, " ")
-	var common []string
-	if realm != "" {
-		common = append(common, param("realm", realm))
-	}
-	build := func(extra ...string) string {
-		ps := append(append([]string(nil), common...), extra...)
+	build := func(situation ...string) string {
+		var ps []string
+		if realm != "" {
+			ps = append(ps, param("realm", realm))
+		}
+		ps = append(ps, situation...)
+		if metadataURL != "" {
+			ps = append(ps, param("resource_metadata", metadataURL))
+		}
 		if len(ps) == 0 {
 			ps = []string{param("realm", defaultRealm)}
 		}
 		return "Bearer " + strings.Join(ps, ", ")
 	}
-	var missing []string
+	var scopeParam []string
 	if scope != "" {
-		missing = append(missing, param("scope", scope))
-	}
-	insufficient := []string{param("error", "insufficient_scope")}
-	if scope != "" {
-		insufficient = append(insufficient, param("scope", scope))
+		scopeParam = []string{param("scope", scope)}
 	}
 	return challenges{
-		missing: build(missing...),
+		missing: build(scopeParam...),
 		invalidRequest: build(param("error", "invalid_request"),
 			param("error_description", "malformed Authorization header")),
 		invalidToken: build(param("error", "invalid_token"),
 			param("error_description", "the access token is not valid for this resource")),
-		insufficientScope: build(insufficient...),
+		insufficientScope: build(append([]string{param("error", "insufficient_scope")}, scopeParam...)...),
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 // upstream.
 
 const (
-	challengeNoCredentials = `Bearer scope="mcp:tools"`
-	challengeInvalidToken  = `Bearer error="invalid_token", error_description="the access token is not valid for this resource"`
+	challengeNoCredentials = `Bearer scope="mcp:tools", resource_metadata="` + metadataURL + `"`
+	challengeInvalidToken  = `Bearer error="invalid_token", error_description="the access token is not valid for this resource", resource_metadata="` + metadataURL + `"`
 )
 
 // Row: no Authorization, or another scheme → 401, challenge without error;
@@ -74,7 +74,7 @@ func TestContractMalformedCredentials(t *testing.T) {
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("status = %d, want 400", resp.StatusCode)
 			}
-			want := `Bearer error="invalid_request", error_description="malformed Authorization header"`
+			want := `Bearer error="invalid_request", error_description="malformed Authorization header", resource_metadata="` + metadataURL + `"`
 			if got := resp.Header.Get("WWW-Authenticate"); got != want {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
 			}
@@ -140,7 +140,7 @@ func TestContractInsufficientScope(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status = %d, want 403", resp.StatusCode)
 	}
-	want := `Bearer error="insufficient_scope", scope="mcp:tools"`
+	want := `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="` + metadataURL + `"`
 	if got := resp.Header.Get("WWW-Authenticate"); got != want {
 		t.Errorf("WWW-Authenticate = %q, want %q", got, want)
 	}

@@ -238,7 +238,10 @@ func (rec *recorder) dump() string {
 	return b.String()
 }
 
-const resource = "https://mcp.example.com/mcp"
+const (
+	resource    = "https://mcp.example.com/mcp"
+	metadataURL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+)
 
 // gateway is a real Caddy server loaded from a Caddyfile.
 type gateway struct {
@@ -300,6 +303,7 @@ const defaultSite = `
 		client_secret s3cret
 		as_jwks_uri {AS}/jwks
 		resource ` + resource + `
+		authorization_server {AS}
 		required_scopes mcp:tools
 		cache {
 			max_ttl 1m

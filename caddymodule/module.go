@@ -65,8 +65,10 @@ type Handler struct {
 	Issuer string `json:"issuer,omitempty"`
 
 	// Resource is the canonical URL of the protected resource behind this
-	// route. Optional; when set, a token's audience must contain it (or one
-	// of Audience) on every request.
+	// route, as clients address it (https, or http only on loopback; no
+	// fragment). Optional; when set, a token's audience must contain it (or
+	// one of Audience) on every request, the protected resource metadata is
+	// served, and every challenge points to it.
 	Resource string `json:"resource,omitempty"`
 
 	// Audience lists further audience values accepted besides Resource.
@@ -76,6 +78,30 @@ type Handler struct {
 	// Only safe when the AS itself filters introspection results by the
 	// introspecting client's audience.
 	AllowMissingAudience bool `json:"allow_missing_audience,omitempty"`
+
+	// AuthorizationServers lists the issuer URLs of the authorization
+	// servers that issue tokens for Resource, published in the protected
+	// resource metadata (RFC 9728). At least one is required with Resource.
+	AuthorizationServers []string `json:"authorization_servers,omitempty"`
+
+	// ScopesSupported is published in the protected resource metadata.
+	// Optional.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+
+	// ResourceName is the human-readable name published in the protected
+	// resource metadata. Optional.
+	ResourceName string `json:"resource_name,omitempty"`
+
+	// ResourceDocumentation is a URL of documentation for developers,
+	// published in the protected resource metadata. Optional.
+	ResourceDocumentation string `json:"resource_documentation,omitempty"`
+
+	// MetadataPath overrides the request path at which this handler serves
+	// the protected resource metadata, for deployments where a proxy in
+	// front of Caddy rewrites paths. The URL advertised in challenges stays
+	// the one RFC 9728 derives from Resource. Default: derived from
+	// Resource ("https://h/mcp" → "/.well-known/oauth-protected-resource/mcp").
+	MetadataPath string `json:"metadata_path,omitempty"`
 
 	// RequiredScopes must all be present in the token's scope, else the
 	// request is refused with 403 insufficient_scope.
@@ -100,6 +126,7 @@ type Handler struct {
 	maxTTL     time.Duration
 	negTTL     time.Duration
 	resource   *audienceMatcher
+	metadata   *metadata
 	logger     *zap.Logger
 	cancel     context.CancelFunc
 }

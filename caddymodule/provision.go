@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/phantomgate/caddy-phantom-token/cache"
 	"github.com/phantomgate/caddy-phantom-token/introspect"
@@ -114,10 +116,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.client = client
 
+	metadataURL := ""
 	if h.Resource != "" {
 		h.resource = newAudienceMatcher(h.Resource, h.Audience)
+		md, err := h.newMetadata()
+		if err != nil {
+			return err
+		}
+		h.metadata, metadataURL = md, md.url
+		if strings.Contains(h.Resource, "?") {
+			h.logger.Warn("resource has a query component; RFC 8707 advises against it, and clients may not match it",
+				zap.String("resource", h.Resource))
+		}
 	}
-	h.challenges = newChallenges(h.Realm, h.RequiredScopes)
+	h.challenges = newChallenges(h.Realm, h.RequiredScopes, metadataURL)
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)
@@ -199,8 +211,27 @@ func (h *Handler) validateConfig() error {
 		if err := checkResourceURL(h.Resource); err != nil {
 			return fmt.Errorf("resource: %v", err)
 		}
-	} else if len(h.Audience) > 0 || h.AllowMissingAudience {
-		return fmt.Errorf("audience, allow_missing_audience: only valid together with resource")
+		if len(h.AuthorizationServers) == 0 {
+			return fmt.Errorf("authorization_server: required with resource (the issuer URL clients get tokens from)")
+		}
+		for _, as := range h.AuthorizationServers {
+			if err := introspect.CheckURL(as); err != nil {
+				return fmt.Errorf("authorization_server: %v", err)
+			}
+		}
+		if h.ResourceDocumentation != "" {
+			if u, err := url.Parse(h.ResourceDocumentation); err != nil || !u.IsAbs() {
+				return fmt.Errorf("resource_documentation: expected an absolute URL, got %q", h.ResourceDocumentation)
+			}
+		}
+		if h.MetadataPath != "" {
+			if err := checkMetadataPath(h.MetadataPath); err != nil {
+				return fmt.Errorf("metadata_path: %v", err)
+			}
+		}
+	} else if len(h.Audience) > 0 || h.AllowMissingAudience || len(h.AuthorizationServers) > 0 ||
+		len(h.ScopesSupported) > 0 || h.ResourceName != "" || h.ResourceDocumentation != "" || h.MetadataPath != "" {
+		return fmt.Errorf("audience, allow_missing_audience, authorization_server, scopes_supported, resource_name, resource_documentation, metadata_path: only valid together with resource")
 	}
 	for _, s := range h.RequiredScopes {
 		if s == "" || strings.ContainsAny(s, " \"\\") {

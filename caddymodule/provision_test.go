@@ -56,6 +56,17 @@ func TestProvisionErrors(t *testing.T) {
 		{"http jwks", func(h *Handler) { h.ASJWKSURI = "http://as.example.com/jwks" }, "as_jwks_uri: http is only allowed for loopback"},
 		{"resource with fragment", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp#x" }, "resource: url must not contain a fragment"},
 		{"audience without resource", func(h *Handler) { h.Audience = []string{"x"} }, "only valid together with resource"},
+		{"resource without authorization_server", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp" }, "authorization_server: required with resource"},
+		{"plain http authorization_server", func(h *Handler) {
+			h.Resource = "https://mcp.example.com/mcp"
+			h.AuthorizationServers = []string{"http://as.example.com"}
+		}, "authorization_server: http is only allowed for loopback"},
+		{"relative metadata_path", func(h *Handler) {
+			h.Resource = "https://mcp.example.com/mcp"
+			h.AuthorizationServers = []string{"https://as.example.com"}
+			h.MetadataPath = "well-known"
+		}, "metadata_path: expected an absolute path"},
+		{"metadata without resource", func(h *Handler) { h.ResourceName = "x" }, "only valid together with resource"},
 		{"scope with space", func(h *Handler) { h.RequiredScopes = []string{"a b"} }, "required_scopes: invalid scope"},
 		{"negative max_ttl", func(h *Handler) { d := caddy.Duration(-1); h.Cache = &CacheConfig{MaxTTL: &d} }, "cache.max_ttl"},
 		{"quote in realm", func(h *Handler) { h.Realm = `a"b` }, "realm: must not contain quotes"},

@@ -29,6 +29,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method == http.MethodOptions && len(r.Header["Authorization"]) == 0 {
 		return next.ServeHTTP(w, r)
 	}
+	if h.metadata != nil && r.URL.Path == h.metadata.path {
+		return h.metadata.serve(w, r)
+	}
 
 	token, cred := parseAuthorization(r.Header)
 	switch cred {
