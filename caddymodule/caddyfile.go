@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strings"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -30,6 +32,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    client_auth            client_secret_basic|client_secret_post
 //	    introspection_format   jwt|json
 //	    jwt_claim              <name>
+//	    client_assertion_key   <file>
+//	    client_assertion_audience <url>
+//	    tls_client_cert        <file>
+//	    tls_client_key         <file>
+//	    tls_ca                 <file>
+//	    introspection_iat_skew <duration>
+//	    token_exchange {
+//	        endpoint             <url>
+//	        audience             <aud>
+//	        requested_token_type <urn>
+//	        scope                <scope>...
+//	    }
+//	    sign {
+//	        issuer        <url>
+//	        key           <file>
+//	        previous_key  <file>
+//	        lifetime      <duration>
+//	        jwks_path     <path>
+//	        ephemeral_key
+//	    }
 //	    as_jwks_uri            <url>
 //	    issuer                 <url>
 //	    resource               <url>
@@ -75,6 +97,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneOf(d, &h.IntrospectionFormat, introspectionFormats)
 		case "jwt_claim":
 			err = oneArg(d, &h.JWTClaim)
+		case "client_assertion_key":
+			err = oneArg(d, &h.ClientAssertionKey)
+		case "client_assertion_audience":
+			err = oneArg(d, &h.ClientAssertionAudience)
+		case "tls_client_cert":
+			err = oneArg(d, &h.TLSClientCert)
+		case "tls_client_key":
+			err = oneArg(d, &h.TLSClientKey)
+		case "tls_ca":
+			err = oneArg(d, &h.TLSCA)
+		case "introspection_iat_skew":
+			var dur caddy.Duration
+			err = durationArg(d, &dur, false)
+			h.IntrospectionIATSkew = dur
+		case "token_exchange":
+			h.TokenExchange = new(TokenExchangeConfig)
+			err = h.TokenExchange.unmarshalCaddyfile(d)
+		case "sign":
+			h.Sign = new(SignConfig)
+			err = h.Sign.unmarshalCaddyfile(d)
 		case "as_jwks_uri":
 			err = oneArg(d, &h.ASJWKSURI)
 		case "issuer":
@@ -119,28 +161,78 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (c *TokenExchangeConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return block(d, "token_exchange", func(name string) error {
+		switch name {
+		case "endpoint":
+			return oneArg(d, &c.Endpoint)
+		case "audience":
+			return oneArg(d, &c.Audience)
+		case "requested_token_type":
+			return oneArg(d, &c.RequestedTokenType)
+		case "scope":
+			var scopes []string
+			err := someArgs(d, &scopes, "<scope>...")
+			c.Scope = strings.Join(scopes, " ")
+			return err
+		}
+		return d.Errf("token_exchange: unknown subdirective '%s'", name)
+	})
+}
+
+func (c *SignConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return block(d, "sign", func(name string) error {
+		switch name {
+		case "issuer":
+			return oneArg(d, &c.Issuer)
+		case "key":
+			return oneArg(d, &c.Key)
+		case "previous_key":
+			return oneArg(d, &c.PreviousKey)
+		case "lifetime":
+			return durationArg(d, &c.Lifetime, false)
+		case "jwks_path":
+			return oneArg(d, &c.JWKSPath)
+		case "ephemeral_key":
+			if d.NextArg() {
+				return d.Errf("ephemeral_key: takes no arguments")
+			}
+			c.EphemeralKey = true
+			return nil
+		}
+		return d.Errf("sign: unknown subdirective '%s'", name)
+	})
+}
+
+// block walks a nested block, refusing arguments on its line and
+// duplicate subdirectives; each subdirective goes to parse.
+func block(d *caddyfile.Dispenser, what string, parse func(name string) error) error {
 	if d.NextArg() {
-		return d.Errf("cache: expected a block, got argument '%s'", d.Val())
+		return d.Errf("%s: expected a block, got argument '%s'", what, d.Val())
 	}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
 		if seen[name] {
-			return d.Errf("cache: duplicate subdirective '%s'", name)
+			return d.Errf("%s: duplicate subdirective '%s'", what, name)
 		}
 		seen[name] = true
+		if err := parse(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return block(d, "cache", func(name string) error {
 		switch name {
 		case "max_ttl":
 			c.MaxTTL = new(caddy.Duration)
-			if err := durationArg(d, c.MaxTTL, true); err != nil {
-				return err
-			}
+			return durationArg(d, c.MaxTTL, true)
 		case "negative_ttl":
 			c.NegativeTTL = new(caddy.Duration)
-			if err := durationArg(d, c.NegativeTTL, true); err != nil {
-				return err
-			}
+			return durationArg(d, c.NegativeTTL, true)
 		case "max_size":
 			var s string
 			if err := oneArg(d, &s); err != nil {
@@ -151,11 +243,10 @@ func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_size: expected a positive size such as 64MiB, got '%s'", s)
 			}
 			c.MaxSize = int64(n)
-		default:
-			return d.Errf("cache: unknown subdirective '%s'", name)
+			return nil
 		}
-	}
-	return nil
+		return d.Errf("cache: unknown subdirective '%s'", name)
+	})
 }
 
 // oneArg reads exactly one argument for the current subdirective.

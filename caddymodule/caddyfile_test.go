@@ -84,8 +84,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"duplicate subdirective", "phantom_token {\nclient_id a\nclient_id b\n}", "duplicate subdirective 'client_id'"},
 		{"missing value", "phantom_token {\nclient_id\n}", "client_id: expected one argument"},
 		{"two values", "phantom_token {\nclient_id a b\n}", "client_id: expected one argument, got another"},
-		{"bad client_auth", "phantom_token {\nclient_auth private\n}", "client_auth: expected one of [client_secret_basic client_secret_post]"},
-		{"bad format", "phantom_token {\nintrospection_format xml\n}", "introspection_format: expected one of [jwt json]"},
+		{"bad client_auth", "phantom_token {\nclient_auth private\n}", "client_auth: expected one of [client_secret_basic client_secret_post private_key_jwt tls_client_auth]"},
+		{"bad format", "phantom_token {\nintrospection_format xml\n}", "introspection_format: expected one of [jwt json rfc9701]"},
 		{"bad timeout", "phantom_token {\ntimeout soon\n}", "timeout: expected a positive duration"},
 		{"zero timeout", "phantom_token {\ntimeout 0\n}", "timeout: expected a positive duration"},
 		{"negative max_ttl", "phantom_token {\ncache {\nmax_ttl -1s\n}\n}", "max_ttl: expected a duration such as 5m, or 0 to disable"},
@@ -99,6 +99,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"no scopes", "phantom_token {\nrequired_scopes\n}", "required_scopes: expected <scope>..."},
 		{"no authorization server", "phantom_token {\nauthorization_server\n}", "authorization_server: expected <issuer url>..."},
 		{"flag with argument", "phantom_token {\nallow_missing_audience yes\n}", "allow_missing_audience: takes no arguments"},
+		{"unknown sign subdirective", "phantom_token {\nsign {\nalg RS256\n}\n}", "sign: unknown subdirective 'alg'"},
+		{"duplicate sign subdirective", "phantom_token {\nsign {\nkey a\nkey b\n}\n}", "sign: duplicate subdirective 'key'"},
+		{"bad sign lifetime", "phantom_token {\nsign {\nlifetime forever\n}\n}", "lifetime: expected a positive duration"},
+		{"ephemeral_key argument", "phantom_token {\nsign {\nephemeral_key yes\n}\n}", "ephemeral_key: takes no arguments"},
+		{"unknown token_exchange subdirective", "phantom_token {\ntoken_exchange {\nurl x\n}\n}", "token_exchange: unknown subdirective 'url'"},
+		{"token_exchange argument", "phantom_token {\ntoken_exchange https://x\n}", "token_exchange: expected a block"},
 		{"inline argument", `phantom_token https://as.example.com`, "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +114,59 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestUnmarshalCaddyfileJWTSources(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`phantom_token {
+		client_auth private_key_jwt
+		client_assertion_key /etc/gw/key.pem
+		client_assertion_audience https://as.example.com
+		introspection_format rfc9701
+		introspection_iat_skew 30s
+		token_exchange {
+			endpoint https://as.example.com/token
+			audience api://mcp
+			requested_token_type urn:ietf:params:oauth:token-type:jwt
+			scope mcp:tools mcp:read
+		}
+		sign {
+			issuer https://gw.example.com
+			key /etc/gw/sign.pem
+			previous_key /etc/gw/old.pem
+			lifetime 2m
+			jwks_path /keys.json
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	wantTE := TokenExchangeConfig{Endpoint: "https://as.example.com/token", Audience: "api://mcp",
+		RequestedTokenType: "urn:ietf:params:oauth:token-type:jwt", Scope: "mcp:tools mcp:read"}
+	wantSign := SignConfig{Issuer: "https://gw.example.com", Key: "/etc/gw/sign.pem", PreviousKey: "/etc/gw/old.pem",
+		Lifetime: caddy.Duration(2 * time.Minute), JWKSPath: "/keys.json"}
+	if h.TokenExchange == nil || *h.TokenExchange != wantTE || h.Sign == nil || *h.Sign != wantSign ||
+		h.ClientAssertionKey != "/etc/gw/key.pem" || h.ClientAssertionAudience != "https://as.example.com" ||
+		h.IntrospectionIATSkew != caddy.Duration(30*time.Second) || h.IntrospectionFormat != "rfc9701" {
+		got, _ := json.Marshal(h)
+		t.Fatalf("got %s", got)
+	}
+	var tls Handler
+	if err := tls.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`phantom_token {
+		client_auth tls_client_auth
+		tls_client_cert /c.pem
+		tls_client_key /k.pem
+		tls_ca /ca.pem
+		sign {
+			issuer https://gw
+			ephemeral_key
+		}
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	if tls.TLSClientCert != "/c.pem" || tls.TLSClientKey != "/k.pem" || tls.TLSCA != "/ca.pem" || !tls.Sign.EphemeralKey {
+		t.Errorf("tls settings not parsed: %+v", tls)
 	}
 }
 

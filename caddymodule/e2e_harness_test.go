@@ -39,6 +39,8 @@ type stubAS struct {
 	seen    []http.Header // headers of every introspection request
 	forms   []string      // raw bodies of every introspection request
 	delay   time.Duration // applied before answering
+	// exchange answers token-exchange requests at /token, when set.
+	exchange func(w http.ResponseWriter, form url.Values)
 }
 
 func newStubAS(t *testing.T) *stubAS {
@@ -66,6 +68,17 @@ func newStubAS(t *testing.T) *stubAS {
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(as.jwks)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		as.mu.Lock()
+		exchange := as.exchange
+		as.mu.Unlock()
+		if exchange == nil {
+			http.NotFound(w, r)
+			return
+		}
+		exchange(w, r.PostForm)
 	})
 	mux.HandleFunc("/introspect", func(w http.ResponseWriter, r *http.Request) {
 		as.calls.Add(1)
@@ -158,6 +171,14 @@ func (as *stubAS) active(t *testing.T, token string, claims map[string]any, extr
 		_, _ = io.WriteString(w, jwt)
 	})
 	return jwt
+}
+
+// json scripts an RFC 7662 JSON answer for a token.
+func (as *stubAS) json(token, body string) {
+	as.on(token, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		_, _ = io.WriteString(w, body)
+	})
 }
 
 func (as *stubAS) status(token string, code int) {

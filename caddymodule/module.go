@@ -15,6 +15,7 @@ import (
 
 	"github.com/phantomgate/caddy-phantom-token/cache"
 	"github.com/phantomgate/caddy-phantom-token/introspect"
+	"github.com/phantomgate/caddy-phantom-token/signer"
 )
 
 func init() {
@@ -54,6 +55,37 @@ type Handler struct {
 	// the JWT to forward (Curity "phantom_token", Keycloak "jwt"). Required
 	// with the json format, not allowed with jwt.
 	JWTClaim string `json:"jwt_claim,omitempty"`
+
+	// ClientAssertionKey is the file (PEM or JWK) of the private key that
+	// signs RFC 7523 client assertions with client_auth private_key_jwt.
+	ClientAssertionKey string `json:"client_assertion_key,omitempty"`
+
+	// ClientAssertionAudience is the "aud" of client assertions. Default:
+	// the endpoint being called. Some servers want their issuer URL.
+	ClientAssertionAudience string `json:"client_assertion_audience,omitempty"`
+
+	// TLSClientCert and TLSClientKey are the files of the client
+	// certificate and key presented to the AS with client_auth
+	// tls_client_auth (RFC 8705).
+	TLSClientCert string `json:"tls_client_cert,omitempty"`
+	TLSClientKey  string `json:"tls_client_key,omitempty"`
+
+	// TLSCA is an optional CA file for verifying the AS's server
+	// certificate with tls_client_auth. Default: the system roots.
+	TLSCA string `json:"tls_ca,omitempty"`
+
+	// IntrospectionIATSkew bounds how old or how far in the future the
+	// "iat" of an RFC 9701 introspection response may be. Default: 60s.
+	IntrospectionIATSkew caddy.Duration `json:"introspection_iat_skew,omitempty"`
+
+	// TokenExchange obtains the JWT to forward by RFC 8693 token exchange
+	// at the AS. One JWT source (jwt_claim, token_exchange or sign) is
+	// required with the json and rfc9701 formats.
+	TokenExchange *TokenExchangeConfig `json:"token_exchange,omitempty"`
+
+	// Sign makes the gateway issue the JWT to forward itself (RFC 9068),
+	// signed with its own key; the public keys are served at JWKSPath.
+	Sign *SignConfig `json:"sign,omitempty"`
 
 	// ASJWKSURI is the AS JWKS URL. Optional; when set, every JWT the AS
 	// returns is signature-verified before it is forwarded. Keys are fetched
@@ -118,6 +150,9 @@ type Handler struct {
 	Realm string `json:"realm,omitempty"`
 
 	client     *introspect.Client
+	exchanger  *introspect.Exchanger
+	signer     *signer.Signer
+	jwksPath   string
 	verifier   *introspect.JWKSVerifier
 	tokens     *cache.Cache[*entry]
 	keyer      cache.Keyer
@@ -129,6 +164,43 @@ type Handler struct {
 	metadata   *metadata
 	logger     *zap.Logger
 	cancel     context.CancelFunc
+}
+
+// TokenExchangeConfig configures RFC 8693 token exchange: the opaque token
+// is the subject token, the route's resource the target, and the gateway
+// authenticates as it does for introspection.
+type TokenExchangeConfig struct {
+	// Endpoint is the AS token endpoint. Required.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Audience is sent as the "audience" parameter. Optional.
+	Audience string `json:"audience,omitempty"`
+	// RequestedTokenType is sent as "requested_token_type". Default:
+	// urn:ietf:params:oauth:token-type:jwt.
+	RequestedTokenType string `json:"requested_token_type,omitempty"`
+	// Scope is sent as "scope" (space-separated). Optional.
+	Scope string `json:"scope,omitempty"`
+}
+
+// SignConfig configures gateway-signed JWTs.
+type SignConfig struct {
+	// Issuer is the "iss" of the JWTs. Required.
+	Issuer string `json:"issuer,omitempty"`
+	// Key is the file (PEM or JWK) of the private signing key: RSA
+	// (RS256), EC P-256 (ES256) or Ed25519 (EdDSA). Required unless
+	// EphemeralKey is set.
+	Key string `json:"key,omitempty"`
+	// PreviousKey is an optional earlier key file, published in the JWKS
+	// only, for rotations.
+	PreviousKey string `json:"previous_key,omitempty"`
+	// Lifetime bounds each JWT; it never outlives the opaque token.
+	// Default: 5m.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+	// JWKSPath is where the public keys are served (GET/HEAD, no token).
+	// Default: /.well-known/jwks.json.
+	JWKSPath string `json:"jwks_path,omitempty"`
+	// EphemeralKey signs with a key generated at startup instead of Key.
+	// For demos only: JWTs stop verifying when Caddy restarts.
+	EphemeralKey bool `json:"ephemeral_key,omitempty"`
 }
 
 // CacheConfig bounds the token cache of one handler.

@@ -25,8 +25,9 @@ const (
 )
 
 var (
-	clientAuthMethods    = []string{string(introspect.ClientSecretBasic), string(introspect.ClientSecretPost)}
-	introspectionFormats = []string{string(introspect.FormatJWT), string(introspect.FormatJSON)}
+	clientAuthMethods = []string{string(introspect.ClientSecretBasic), string(introspect.ClientSecretPost),
+		string(introspect.PrivateKeyJWT), string(introspect.TLSClientAuth)}
+	introspectionFormats = []string{string(introspect.FormatJWT), string(introspect.FormatJSON), string(introspect.FormatRFC9701)}
 )
 
 // now is the handler's clock; tests replace it so TTL checks never sleep.
@@ -62,6 +63,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"as_jwks_uri", &h.ASJWKSURI},
 		{"issuer", &h.Issuer},
 		{"resource", &h.Resource},
+		{"client_assertion_key", &h.ClientAssertionKey},
+		{"tls_client_cert", &h.TLSClientCert},
+		{"tls_client_key", &h.TLSClientKey},
+		{"tls_ca", &h.TLSCA},
 	} {
 		raw := *f.val
 		*f.val = strings.TrimSpace(repl.ReplaceKnown(raw, ""))
@@ -100,21 +105,40 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.verifier = v
 	}
+	auth, err := h.provisionClientAuth(timeout)
+	if err != nil {
+		return err
+	}
 	client, err := introspect.New(introspect.Config{
-		Endpoint:     h.IntrospectionEndpoint,
-		ClientID:     h.ClientID,
-		ClientSecret: h.ClientSecret,
-		ClientAuth:   introspect.ClientAuth(h.ClientAuth),
-		Format:       introspect.Format(h.IntrospectionFormat),
-		JWTClaim:     h.JWTClaim,
-		Issuer:       h.Issuer,
-		Verifier:     h.verifier,
-		Timeout:      timeout,
+		Endpoint:          h.IntrospectionEndpoint,
+		ClientID:          h.ClientID,
+		ClientSecret:      h.ClientSecret,
+		ClientAuth:        introspect.ClientAuth(h.ClientAuth),
+		AssertionKey:      auth.assertionKey,
+		AssertionAudience: h.ClientAssertionAudience,
+		Format:            introspect.Format(h.IntrospectionFormat),
+		JWTClaim:          h.JWTClaim,
+		Issuer:            h.Issuer,
+		Verifier:          h.verifier,
+		MaxIATSkew:        time.Duration(h.IntrospectionIATSkew),
+		Timeout:           timeout,
+		HTTPClient:        auth.httpClient,
+		Now:               func() time.Time { return now() },
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the introspection client: %v", err)
 	}
 	h.client = client
+	if h.TokenExchange != nil {
+		if err := h.provisionExchanger(auth); err != nil {
+			return err
+		}
+	}
+	if h.Sign != nil {
+		if err := h.provisionSigner(); err != nil {
+			return err
+		}
+	}
 
 	metadataURL := ""
 	if h.Resource != "" {
@@ -162,6 +186,14 @@ func (h *Handler) cacheIdentity() string {
 		h.IntrospectionEndpoint, h.ClientID, h.introspectionFormat(), h.JWTClaim,
 		h.ASJWKSURI, h.Issuer, h.Resource,
 	}
+	if te := h.TokenExchange; te != nil {
+		parts = append(parts, "token_exchange", te.Endpoint, te.Audience, te.RequestedTokenType, te.Scope)
+	}
+	if h.signer != nil {
+		// The kid, not the key file: a new key (or a new ephemeral key
+		// after a reload) must never serve JWTs the old one signed.
+		parts = append(parts, "sign", h.Sign.Issuer, h.signer.KeyID(), time.Duration(h.Sign.Lifetime).String())
+	}
 	for i, p := range parts {
 		parts[i] = strconv.Quote(p)
 	}
@@ -186,21 +218,21 @@ func (h *Handler) validateConfig() error {
 	if h.ClientID == "" {
 		return fmt.Errorf("client_id: required")
 	}
-	if h.ClientSecret == "" {
-		return fmt.Errorf("client_secret: required")
-	}
 	if h.ClientAuth != "" && !slices.Contains(clientAuthMethods, h.ClientAuth) {
 		return fmt.Errorf("client_auth: expected one of %v, got %q", clientAuthMethods, h.ClientAuth)
+	}
+	if err := h.validateClientAuth(); err != nil {
+		return err
 	}
 	format := h.introspectionFormat()
 	if !slices.Contains(introspectionFormats, format) {
 		return fmt.Errorf("introspection_format: expected one of %v, got %q", introspectionFormats, format)
 	}
-	switch {
-	case format == string(introspect.FormatJSON) && h.JWTClaim == "":
-		return fmt.Errorf("jwt_claim: required with introspection_format json (the member holding the JWT to forward)")
-	case format == string(introspect.FormatJWT) && h.JWTClaim != "":
-		return fmt.Errorf("jwt_claim: only valid with introspection_format json")
+	if format == string(introspect.FormatRFC9701) && (h.ASJWKSURI == "" || h.Issuer == "") {
+		return fmt.Errorf("as_jwks_uri, issuer: required with introspection_format rfc9701 (the signed response is verified against them)")
+	}
+	if err := h.validateJWTSource(format); err != nil {
+		return err
 	}
 	if h.ASJWKSURI != "" {
 		if err := introspect.CheckURL(h.ASJWKSURI); err != nil {
@@ -276,6 +308,9 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.client != nil {
 		h.client.CloseIdleConnections()
+	}
+	if h.exchanger != nil {
+		h.exchanger.CloseIdleConnections()
 	}
 	if h.poolKey != "" {
 		_, err := caches.Delete(h.poolKey)

@@ -46,13 +46,39 @@ func TestProvisionErrors(t *testing.T) {
 		{"plain http to a remote AS", func(h *Handler) { h.IntrospectionEndpoint = "http://as.example.com/i" }, "introspection_endpoint: http is only allowed for loopback"},
 		{"relative endpoint", func(h *Handler) { h.IntrospectionEndpoint = "/introspect" }, "introspection_endpoint: url must be absolute"},
 		{"no client_id", func(h *Handler) { h.ClientID = "" }, "client_id: required"},
-		{"no secret", func(h *Handler) { h.ClientSecret = "" }, "client_secret: required"},
+		{"no secret", func(h *Handler) { h.ClientSecret = "" }, "client_secret: required with client_auth client_secret_basic"},
 		{"secret placeholder empty", func(h *Handler) { h.ClientSecret = "{env.PHANTOM_TEST_EMPTY}" }, `client_secret: empty after resolving placeholders in "{env.PHANTOM_TEST_EMPTY}"`},
 		{"secret file missing", func(h *Handler) { h.ClientSecret = "{file./nonexistent/secret}" }, "client_secret: empty after resolving"},
 		{"bad client_auth", func(h *Handler) { h.ClientAuth = "mtls" }, "client_auth: expected one of"},
 		{"bad format", func(h *Handler) { h.IntrospectionFormat = "xml" }, "introspection_format: expected one of"},
-		{"json without jwt_claim", func(h *Handler) { h.IntrospectionFormat = "json" }, "jwt_claim: required with introspection_format json"},
-		{"jwt_claim with jwt", func(h *Handler) { h.JWTClaim = "jwt" }, "jwt_claim: only valid with introspection_format json"},
+		{"json without a JWT source", func(h *Handler) { h.IntrospectionFormat = "json" }, "introspection_format json needs a JWT source"},
+		{"jwt_claim with jwt", func(h *Handler) { h.JWTClaim = "jwt" }, "not valid with introspection_format jwt"},
+		{"sign with jwt", func(h *Handler) { h.Sign = &SignConfig{Issuer: "https://gw", EphemeralKey: true} }, "not valid with introspection_format jwt"},
+		{"two JWT sources", func(h *Handler) {
+			h.IntrospectionFormat, h.JWTClaim = "json", "jwt"
+			h.TokenExchange = &TokenExchangeConfig{Endpoint: "https://as.example.com/token"}
+		}, "configure exactly one JWT source"},
+		{"token_exchange without endpoint", func(h *Handler) {
+			h.IntrospectionFormat, h.TokenExchange = "json", &TokenExchangeConfig{}
+		}, "token_exchange.endpoint: required"},
+		{"sign without key", func(h *Handler) {
+			h.IntrospectionFormat, h.Sign = "json", &SignConfig{Issuer: "https://gw"}
+			h.Resource, h.AuthorizationServers = "https://mcp.example.com/mcp", []string{"https://as.example.com"}
+		}, "sign.key: required"},
+		{"sign without resource", func(h *Handler) {
+			h.IntrospectionFormat, h.Sign = "json", &SignConfig{Issuer: "https://gw", EphemeralKey: true}
+		}, "sign: requires resource"},
+		{"sign key file missing", func(h *Handler) {
+			h.IntrospectionFormat, h.Sign = "json", &SignConfig{Issuer: "https://gw", Key: "/nonexistent/key.pem"}
+			h.Resource, h.AuthorizationServers = "https://mcp.example.com/mcp", []string{"https://as.example.com"}
+		}, "sign.key:"},
+		{"rfc9701 without jwks", func(h *Handler) {
+			h.IntrospectionFormat, h.JWTClaim = "rfc9701", "jwt"
+		}, "as_jwks_uri, issuer: required with introspection_format rfc9701"},
+		{"private_key_jwt without key", func(h *Handler) { h.ClientAuth, h.ClientSecret = "private_key_jwt", "" }, "client_assertion_key: required"},
+		{"private_key_jwt with a secret", func(h *Handler) { h.ClientAuth = "private_key_jwt" }, "client_secret: not used with client_auth private_key_jwt"},
+		{"tls_client_auth without cert", func(h *Handler) { h.ClientAuth, h.ClientSecret = "tls_client_auth", "" }, "tls_client_cert, tls_client_key: required"},
+		{"tls files with basic", func(h *Handler) { h.TLSClientCert = "/c.pem" }, "only valid with client_auth tls_client_auth"},
 		{"http jwks", func(h *Handler) { h.ASJWKSURI = "http://as.example.com/jwks" }, "as_jwks_uri: http is only allowed for loopback"},
 		{"resource with fragment", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp#x" }, "resource: url must not contain a fragment"},
 		{"audience without resource", func(h *Handler) { h.Audience = []string{"x"} }, "only valid together with resource"},

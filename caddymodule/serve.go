@@ -32,6 +32,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.metadata != nil && r.URL.Path == h.metadata.path {
 		return h.metadata.serve(w, r)
 	}
+	if h.signer != nil && r.URL.Path == h.jwksPath {
+		return h.serveJWKS(w, r)
+	}
 
 	token, cred := parseAuthorization(r.Header)
 	switch cred {
@@ -95,6 +98,16 @@ func (h *Handler) load(ctx context.Context, token, traceparent string) (*entry, 
 	observeIntrospection(outcomeOf(res, err), time.Since(start))
 	if err != nil {
 		return nil, 0, err
+	}
+	if res.Active {
+		res.JWT, res.JWTExpiresAt, err = h.upstreamJWT(ctx, res, token, traceparent)
+		if isRejected(err) {
+			h.logRejectedExchange(token, err)
+			res, err = &introspect.Result{MaxAge: res.MaxAge}, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
 	}
 	t := now()
 	if !res.Active {

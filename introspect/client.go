@@ -5,12 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -35,7 +31,11 @@ func (c *Client) Introspect(ctx context.Context, token, traceparent string) (*Re
 	if !validTraceparent(traceparent) {
 		traceparent = ""
 	}
-	resp, err := c.send(ctx, c.formBody(token), traceparent)
+	form := url.Values{
+		"token":           {token},
+		"token_type_hint": {"access_token"},
+	}
+	resp, err := c.send(ctx, form, traceparent)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (c *Client) Introspect(ctx context.Context, token, traceparent string) (*Re
 	case resp.StatusCode == http.StatusServiceUnavailable:
 		c.drain(resp.Body)
 		e := unavailable(resp.StatusCode, "introspection endpoint answered status %d", resp.StatusCode)
-		e.RetryAfter = parseRetryAfter(resp.Header, time.Now())
+		e.RetryAfter = parseRetryAfter(resp.Header, c.now())
 		return nil, e
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		c.drain(resp.Body)
@@ -58,124 +58,14 @@ func (c *Client) Introspect(ctx context.Context, token, traceparent string) (*Re
 	}
 }
 
-// formBody builds the RFC 7662 request body from scratch.
-func (c *Client) formBody(token string) string {
-	form := url.Values{
-		"token":           {token},
-		"token_type_hint": {"access_token"},
-	}
-	if c.auth == ClientSecretPost {
-		form.Set("client_id", c.clientID)
-		form.Set("client_secret", c.secret)
-	}
-	return form.Encode()
-}
-
-// send POSTs the request, retrying once only when the connection could not
-// be established (so the AS cannot have seen the request). Timeouts are
-// never retried: the AS may be slow rather than absent, and a retry would
-// only add load and exceed the time budget.
-func (c *Client) send(ctx context.Context, body, traceparent string) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(body))
-		if err != nil {
-			// The endpoint was validated in New; this is unreachable in
-			// practice, and the message must not include the URL's query.
-			return nil, badResponse(0, "building introspection request failed")
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", c.accept)
-		req.Header.Set("User-Agent", userAgent)
-		if c.basicAuth != "" {
-			req.Header.Set("Authorization", c.basicAuth)
-		}
-		if traceparent != "" {
-			req.Header.Set("Traceparent", traceparent)
-		}
-
-		resp, err := c.httpClient.Do(req)
-		if err == nil {
-			return resp, nil
-		}
-		if attempt == 0 && isDialError(err) && ctx.Err() == nil {
-			t := time.NewTimer(c.retryDelay)
-			select {
-			case <-t.C:
-				continue
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
-		return nil, transportError(ctx, "introspection request", err)
-	}
-}
-
-// isDialError reports whether err is a failure to connect (refused,
-// unreachable, DNS), i.e. the request was certainly not sent.
-func isDialError(err error) bool {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "dial" {
-		return false
-	}
-	return !op.Timeout()
-}
-
-// transportError maps a failed round trip (no response) to KindUnavailable.
-// The *url.Error wrapper is dropped from the message because it repeats the
-// full URL; the chain keeps the real cause for errors.Is.
-func transportError(ctx context.Context, what string, err error) *Error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s timed out: %w", what, context.DeadlineExceeded)}
-	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
-		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s cancelled: %w", what, context.Canceled)}
-	default:
-		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s failed: %w", what, err)}
-	}
-}
-
-// drain discards what is left of a body we do not use (up to the size cap)
-// so the connection can be reused.
-func (c *Client) drain(body io.Reader) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, c.maxBody))
-}
-
-// readBody reads the whole body up to the cap. A body over the cap is a bad
-// response; a read that fails (timeout, reset) means the AS went away
-// mid-reply, which is an availability problem.
-func (c *Client) readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
-	if err != nil {
-		e := transportError(ctx, "reading introspection response", err)
-		e.Status = resp.StatusCode
-		return nil, e
-	}
-	if int64(len(b)) > c.maxBody {
-		return nil, badResponse(resp.StatusCode, "introspection response exceeds %d bytes", c.maxBody)
-	}
-	return b, nil
-}
-
-// mediaType returns the parsed, lowercased media type of the response, or ""
-// when the header is missing or unparseable.
-func mediaType(h http.Header) string {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil {
-		return ""
-	}
-	return mt
-}
-
 // handleSuccess interprets a 200 or 204 according to the configured format.
 func (c *Client) handleSuccess(ctx context.Context, resp *http.Response) (*Result, error) {
 	maxAge := parseMaxAge(resp.Header)
 	switch c.format {
 	case FormatJSON:
 		return c.handleJSON(ctx, resp, maxAge)
+	case FormatRFC9701:
+		return c.handleRFC9701(ctx, resp, maxAge)
 	default:
 		return c.handleJWT(ctx, resp, maxAge)
 	}
@@ -221,7 +111,8 @@ func (c *Client) handleJWT(ctx context.Context, resp *http.Response, maxAge time
 	return res, nil
 }
 
-// handleJSON handles an RFC 7662 reply whose member c.jwtClaim holds the JWT.
+// handleJSON handles an RFC 7662 reply; the JWT to forward, if any, is in
+// its member c.jwtClaim.
 func (c *Client) handleJSON(ctx context.Context, resp *http.Response, maxAge time.Duration) (*Result, error) {
 	status := resp.StatusCode
 	if status == http.StatusNoContent {
@@ -240,8 +131,14 @@ func (c *Client) handleJSON(ctx context.Context, resp *http.Response, maxAge tim
 	if err != nil {
 		return nil, badResponse(status, "introspection response is not a json object")
 	}
-	cl := claims(obj)
+	return c.decide(ctx, status, claims(obj), maxAge, "introspection response")
+}
 
+// decide reads an RFC 7662 introspection object (the JSON reply, or the
+// "token_introspection" member of an RFC 9701 reply, named by where in
+// messages) into a Result, and, when configured, the JWT to forward from
+// its member c.jwtClaim.
+func (c *Client) decide(ctx context.Context, status int, cl claims, maxAge time.Duration, where string) (*Result, error) {
 	// RFC 7662 §2.2: only the boolean true means active. A missing or
 	// non-boolean "active" is not "inactive": the AS is not speaking RFC 7662
 	// and the gateway cannot tell what it meant.
@@ -250,26 +147,30 @@ func (c *Client) handleJSON(ctx context.Context, resp *http.Response, maxAge tim
 	case "false":
 		return &Result{Active: false, MaxAge: maxAge}, nil
 	case "":
-		return nil, badResponse(status, `introspection response has no "active" member`)
+		return nil, badResponse(status, `%s has no "active" member`, where)
 	default:
-		return nil, badResponse(status, `introspection response "active" member is not a boolean`)
+		return nil, badResponse(status, `%s "active" member is not a boolean`, where)
 	}
 
 	res := &Result{Active: true, MaxAge: maxAge}
 	if err := cl.fill(res); err != nil {
-		return nil, badResponse(status, "introspection response: %w", err)
+		return nil, badResponse(status, "%s: %w", where, err)
 	}
 	if c.issuer != "" && res.Issuer != "" && res.Issuer != c.issuer {
-		return nil, badResponse(status, "introspection response has an unexpected issuer")
+		return nil, badResponse(status, "%s has an unexpected issuer", where)
+	}
+	if c.jwtClaim == "" {
+		// The caller obtains the JWT otherwise (token exchange, signing).
+		return res, nil
 	}
 
 	jwt, err := cl.str(c.jwtClaim)
 	if err != nil || jwt == "" {
-		return nil, badResponse(status, "introspection response member %q does not hold a jwt", c.jwtClaim)
+		return nil, badResponse(status, "%s member %q does not hold a jwt", where, c.jwtClaim)
 	}
 	jws, err := parseCompactJWS(jwt)
 	if err != nil {
-		return nil, badResponse(status, "introspection response member %q: %w", c.jwtClaim, err)
+		return nil, badResponse(status, "%s member %q: %w", where, c.jwtClaim, err)
 	}
 	if err := c.verify(ctx, status, jwt); err != nil {
 		return nil, err
@@ -278,11 +179,11 @@ func (c *Client) handleJSON(ctx context.Context, resp *http.Response, maxAge tim
 	if c.issuer != "" {
 		iss, err := jwtClaims.str("iss")
 		if err != nil || iss != c.issuer {
-			return nil, badResponse(status, "jwt in introspection response member %q has an unexpected issuer", c.jwtClaim)
+			return nil, badResponse(status, "jwt in %s member %q has an unexpected issuer", where, c.jwtClaim)
 		}
 	}
 	if res.JWTExpiresAt, err = jwtClaims.numericDate("exp"); err != nil {
-		return nil, badResponse(status, "jwt in introspection response member %q: %w", c.jwtClaim, err)
+		return nil, badResponse(status, "jwt in %s member %q: %w", where, c.jwtClaim, err)
 	}
 	res.JWT = jwt
 	return res, nil
@@ -295,13 +196,19 @@ func (c *Client) verify(ctx context.Context, status int, jwt string) error {
 	if c.verifier == nil {
 		return nil
 	}
-	err := c.verifier.Verify(ctx, []byte(jwt))
+	return verifyError(status, "verifying jwt from introspection endpoint", c.verifier.Verify(ctx, []byte(jwt)))
+}
+
+// verifyError re-labels a verification failure with the status of the reply
+// that carried the JWT, keeping the verifier's kind (an unreachable JWKS is
+// KindUnavailable, everything else KindBadResponse). nil stays nil.
+func verifyError(status int, what string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var ve *Error
 	if errors.As(err, &ve) {
-		return &Error{Kind: ve.Kind, Status: status, Err: fmt.Errorf("verifying jwt from introspection endpoint: %w", ve.Err)}
+		return &Error{Kind: ve.Kind, Status: status, Err: fmt.Errorf("%s: %w", what, ve.Err)}
 	}
-	return &Error{Kind: KindBadResponse, Status: status, Err: fmt.Errorf("verifying jwt from introspection endpoint: %w", err)}
+	return &Error{Kind: KindBadResponse, Status: status, Err: fmt.Errorf("%s: %w", what, err)}
 }

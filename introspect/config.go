@@ -1,7 +1,6 @@
 package introspect
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
 // Format selects how the AS is asked to answer, and so how the upstream JWT
@@ -19,13 +20,20 @@ const (
 	// FormatJWT asks for "Accept: application/jwt" (Curity style): a 200
 	// body is the access-token JWT itself, 204 means inactive.
 	FormatJWT Format = "jwt"
-	// FormatJSON asks for an RFC 7662 JSON reply; the JWT to forward is read
-	// from the member named by Config.JWTClaim.
+	// FormatJSON asks for an RFC 7662 JSON reply; the JWT to forward, if
+	// any, is read from the member named by Config.JWTClaim.
 	FormatJSON Format = "json"
+	// FormatRFC9701 asks for a signed JWT introspection response (RFC 9701,
+	// "Accept: application/token-introspection+jwt"). The reply is verified
+	// (Config.Verifier and Config.Issuer are required) and the decision is
+	// read from its "token_introspection" member. That JWT is addressed to
+	// the gateway and is never forwarded: the JWT to forward, if any, is the
+	// member of "token_introspection" named by Config.JWTClaim.
+	FormatRFC9701 Format = "rfc9701"
 )
 
 // ClientAuth selects how the gateway authenticates itself to the
-// introspection endpoint (RFC 6749 §2.3.1).
+// authorization server's introspection and token endpoints.
 type ClientAuth string
 
 const (
@@ -34,6 +42,14 @@ const (
 	ClientSecretBasic ClientAuth = "client_secret_basic"
 	// ClientSecretPost sends client_id and client_secret as form fields.
 	ClientSecretPost ClientAuth = "client_secret_post"
+	// PrivateKeyJWT authenticates with a fresh JWT assertion per request,
+	// signed with Config.AssertionKey (RFC 7523 §2.2). No secret is sent.
+	PrivateKeyJWT ClientAuth = "private_key_jwt"
+	// TLSClientAuth authenticates with the client certificate presented by
+	// the HTTP client (RFC 8705 §2.1); the form carries only client_id.
+	// Config.HTTPClient must present the certificate; see
+	// [NewTLSClientAuthHTTPClient].
+	TLSClientAuth ClientAuth = "tls_client_auth"
 )
 
 // Defaults applied by [New] to zero-valued fields.
@@ -43,6 +59,9 @@ const (
 	// DefaultMaxBodyBytes caps the AS response body; introspection replies
 	// are a few KiB, so 1 MiB is generous while bounding memory.
 	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultMaxIATSkew is how far the "iat" of an RFC 9701 response may
+	// lie from the gateway's clock, in either direction.
+	DefaultMaxIATSkew = 60 * time.Second
 )
 
 // Config configures a [Client]. Zero values get the documented defaults.
@@ -53,22 +72,46 @@ type Config struct {
 	Endpoint string
 	// ClientID is the gateway's client identifier at the AS (required).
 	ClientID string
-	// ClientSecret is the gateway's client secret at the AS (required).
+	// ClientSecret is the gateway's client secret at the AS: required with
+	// ClientSecretBasic and ClientSecretPost, refused with the other
+	// methods (a secret that is never sent is a configuration mistake).
 	ClientSecret string
 	// ClientAuth selects the client authentication method; default
 	// ClientSecretBasic.
 	ClientAuth ClientAuth
+	// AssertionKey is the private key that signs PrivateKeyJWT assertions
+	// (required with PrivateKeyJWT, refused otherwise). Its "alg" is used
+	// when set, else RS256 for RSA, ES256/ES384/ES512 for P-256/P-384/P-521
+	// and EdDSA for Ed25519; its "kid", when set, goes into the JWS header.
+	// See [LoadPrivateKey].
+	AssertionKey jwk.Key
+	// AssertionAudience is the "aud" of PrivateKeyJWT assertions; default
+	// Endpoint. Some servers want their issuer identifier instead.
+	AssertionAudience string
 	// Format selects the response format; default FormatJWT.
 	Format Format
-	// JWTClaim names the member of a FormatJSON reply holding the JWT to
-	// forward upstream (required for FormatJSON, not allowed otherwise).
+	// JWTClaim names the member holding the JWT to forward upstream: a
+	// top-level member of a FormatJSON reply, or a member of the
+	// "token_introspection" object of a FormatRFC9701 reply. Optional with
+	// those formats (Result.JWT is then empty and the caller obtains a JWT
+	// otherwise, by token exchange or by signing one); not allowed with
+	// FormatJWT.
 	JWTClaim string
-	// Issuer, when set, is the expected "iss" of every JWT from the AS, and
-	// of the JSON reply's "iss" when the reply has one.
+	// Issuer is the expected "iss" of every JWT from the AS, and of the
+	// JSON reply's "iss" when the reply has one. Optional, except with
+	// FormatRFC9701, where it is required.
 	Issuer string
-	// Verifier, when set, signature-verifies every JWT from the AS before it
-	// is trusted or forwarded.
+	// Verifier signature-verifies every JWT from the AS before it is trusted
+	// or forwarded. Optional, except with FormatRFC9701, where it is
+	// required.
 	Verifier *JWKSVerifier
+	// MaxIATSkew bounds the distance between an RFC 9701 response's "iat"
+	// and the gateway's clock, in both directions; default
+	// DefaultMaxIATSkew.
+	MaxIATSkew time.Duration
+	// Now is the clock used for time checks and client assertions; default
+	// time.Now. Tests inject a fixed clock.
+	Now func() time.Time
 	// Timeout bounds the whole AS call including reading the body and any
 	// JWKS fetch needed to verify the reply; default DefaultTimeout.
 	Timeout time.Duration
@@ -78,6 +121,7 @@ type Config struct {
 	// HTTPClient, when set, is used for every AS call. The default is a
 	// client of our own with verified TLS (1.2 minimum) that does not follow
 	// redirects: a redirected POST would resend the credentials elsewhere.
+	// TLSClientAuth requires one that presents the client certificate.
 	HTTPClient *http.Client
 }
 
@@ -85,21 +129,14 @@ type Config struct {
 // for concurrent use; create one per configuration and reuse it so
 // connections to the AS are pooled.
 type Client struct {
-	endpoint   string
-	clientID   string
-	secret     string
-	auth       ClientAuth
-	format     Format
-	jwtClaim   string
-	issuer     string
-	verifier   *JWKSVerifier
-	timeout    time.Duration
-	maxBody    int64
-	httpClient *http.Client
-	ownClient  bool
-	accept     string
-	basicAuth  string // precomputed Authorization header value (basic auth)
-	retryDelay time.Duration
+	poster
+	format   Format
+	jwtClaim string
+	issuer   string
+	verifier *JWKSVerifier
+	timeout  time.Duration
+	iatSkew  time.Duration
+	now      func() time.Time
 }
 
 // New validates cfg, applies defaults and returns a Client. It performs no
@@ -112,90 +149,83 @@ func New(cfg Config) (*Client, error) {
 	if err := CheckURL(cfg.Endpoint); err != nil {
 		return nil, fmt.Errorf("endpoint: %w", err)
 	}
-	if cfg.ClientID == "" {
-		return nil, errors.New("client_id is required")
-	}
-	if cfg.ClientSecret == "" {
-		return nil, errors.New("client_secret is required")
-	}
-
 	c := &Client{
-		endpoint:   cfg.Endpoint,
-		clientID:   cfg.ClientID,
-		secret:     cfg.ClientSecret,
-		auth:       cfg.ClientAuth,
-		format:     cfg.Format,
-		jwtClaim:   cfg.JWTClaim,
-		issuer:     cfg.Issuer,
-		verifier:   cfg.Verifier,
-		timeout:    cfg.Timeout,
-		maxBody:    cfg.MaxBodyBytes,
-		httpClient: cfg.HTTPClient,
-		retryDelay: 50 * time.Millisecond,
+		format:   cfg.Format,
+		jwtClaim: cfg.JWTClaim,
+		issuer:   cfg.Issuer,
+		verifier: cfg.Verifier,
+		timeout:  cfg.Timeout,
+		iatSkew:  cfg.MaxIATSkew,
+		now:      cfg.Now,
 	}
-
-	switch c.auth {
-	case "":
-		c.auth = ClientSecretBasic
-	case ClientSecretBasic, ClientSecretPost:
-	default:
-		return nil, fmt.Errorf("client_auth %q is not supported (want %q or %q)", c.auth, ClientSecretBasic, ClientSecretPost)
-	}
-	if c.auth == ClientSecretBasic {
-		// RFC 6749 §2.3.1: both parts are form-urlencoded before being
-		// joined, so a ':' in the client id cannot split it.
-		creds := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret)
-		c.basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(creds))
+	if c.now == nil {
+		c.now = time.Now
 	}
 
 	switch c.format {
 	case "":
 		c.format = FormatJWT
-	case FormatJWT, FormatJSON:
+	case FormatJWT, FormatJSON, FormatRFC9701:
 	default:
-		return nil, fmt.Errorf("format %q is not supported (want %q or %q)", c.format, FormatJWT, FormatJSON)
+		return nil, fmt.Errorf("format %q is not supported (want %q, %q or %q)", c.format, FormatJWT, FormatJSON, FormatRFC9701)
 	}
+	var accept string
 	switch c.format {
 	case FormatJWT:
 		if c.jwtClaim != "" {
-			return nil, fmt.Errorf("jwt_claim is only used with format %q", FormatJSON)
+			return nil, fmt.Errorf("jwt_claim is only used with format %q or %q", FormatJSON, FormatRFC9701)
 		}
-		c.accept = "application/jwt"
+		accept = "application/jwt"
 	case FormatJSON:
-		if c.jwtClaim == "" {
-			return nil, fmt.Errorf("jwt_claim is required with format %q", FormatJSON)
+		accept = "application/json"
+	case FormatRFC9701:
+		if c.verifier == nil {
+			return nil, fmt.Errorf("format %q needs the as jwks (a verifier)", FormatRFC9701)
 		}
-		c.accept = "application/json"
+		if c.issuer == "" {
+			return nil, fmt.Errorf("format %q needs the issuer", FormatRFC9701)
+		}
+		accept = mediaTypeIntrospectionJWT
 	}
-
+	switch {
+	case c.iatSkew < 0:
+		return nil, fmt.Errorf("max_iat_skew must not be negative, got %s", c.iatSkew)
+	case c.iatSkew == 0:
+		c.iatSkew = DefaultMaxIATSkew
+	}
 	switch {
 	case c.timeout < 0:
 		return nil, fmt.Errorf("timeout must not be negative, got %s", c.timeout)
 	case c.timeout == 0:
 		c.timeout = DefaultTimeout
 	}
-	switch {
-	case c.maxBody < 0:
-		return nil, fmt.Errorf("max_body_bytes must not be negative, got %d", c.maxBody)
-	case c.maxBody == 0:
-		c.maxBody = DefaultMaxBodyBytes
-	}
 
-	if c.httpClient == nil {
-		c.httpClient = newDefaultHTTPClient(noRedirects)
-		c.ownClient = true
+	p, err := newPoster(posterConfig{
+		name:       "introspection",
+		endpoint:   cfg.Endpoint,
+		accept:     accept,
+		maxBody:    cfg.MaxBodyBytes,
+		httpClient: cfg.HTTPClient,
+		auth: authConfig{
+			method:   cfg.ClientAuth,
+			clientID: cfg.ClientID,
+			secret:   cfg.ClientSecret,
+			key:      cfg.AssertionKey,
+			audience: cfg.AssertionAudience,
+			now:      c.now,
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
+	c.poster = *p
 	return c, nil
 }
 
 // CloseIdleConnections closes idle connections of the Client's own HTTP
 // client (call it when the configuration is torn down). A caller-supplied
 // Config.HTTPClient is left alone: its owner manages it.
-func (c *Client) CloseIdleConnections() {
-	if c.ownClient {
-		c.httpClient.CloseIdleConnections()
-	}
-}
+func (c *Client) CloseIdleConnections() { c.closeIdle() }
 
 // CheckURL accepts absolute https URLs, and http URLs whose host is
 // loopback. It is exported so that configuration layers give the same

@@ -32,9 +32,9 @@ func TestNewValidation(t *testing.T) {
 		{"missing client_id", func(c *Config) { c.ClientID = "" }, "client_id is required"},
 		{"missing client_secret", func(c *Config) { c.ClientSecret = "" }, "client_secret is required"},
 		{"client_secret_post", func(c *Config) { c.ClientAuth = ClientSecretPost }, ""},
-		{"unknown client_auth", func(c *Config) { c.ClientAuth = "private_key_jwt" }, `client_auth "private_key_jwt" is not supported`},
-		{"unknown format", func(c *Config) { c.Format = "rfc9701" }, `format "rfc9701" is not supported`},
-		{"json without jwt_claim", func(c *Config) { c.Format = FormatJSON }, "jwt_claim is required"},
+		{"unknown client_auth", func(c *Config) { c.ClientAuth = "client_secret_jwt" }, `client_auth "client_secret_jwt" is not supported`},
+		{"unknown format", func(c *Config) { c.Format = "jwe" }, `format "jwe" is not supported`},
+		{"json without jwt_claim", func(c *Config) { c.Format = FormatJSON }, ""},
 		{"json with jwt_claim", func(c *Config) { c.Format = FormatJSON; c.JWTClaim = "jwt" }, ""},
 		{"jwt with jwt_claim", func(c *Config) { c.JWTClaim = "jwt" }, "jwt_claim is only used"},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout must not be negative"},
@@ -77,16 +77,19 @@ func TestNewDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.auth != ClientSecretBasic || c.format != FormatJWT || c.accept != "application/jwt" {
-		t.Fatalf("defaults: auth=%q format=%q accept=%q", c.auth, c.format, c.accept)
+	if c.auth.method != ClientSecretBasic || c.format != FormatJWT || c.accept != "application/jwt" {
+		t.Fatalf("defaults: auth=%q format=%q accept=%q", c.auth.method, c.format, c.accept)
+	}
+	if c.iatSkew != 60*time.Second || c.now == nil {
+		t.Fatalf("defaults: iatSkew=%s now=%v", c.iatSkew, c.now != nil)
 	}
 	if c.timeout != 5*time.Second || c.maxBody != 1<<20 {
 		t.Fatalf("defaults: timeout=%s maxBody=%d", c.timeout, c.maxBody)
 	}
 	// RFC 6749 §2.3.1: form-urlencode each part before joining with ':'.
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("a+b%3Ac:p%25w%3Ad"))
-	if c.basicAuth != want {
-		t.Fatalf("basic auth = %q, want %q", c.basicAuth, want)
+	if c.auth.basic != want {
+		t.Fatalf("basic auth = %q, want %q", c.auth.basic, want)
 	}
 	tr, ok := c.httpClient.Transport.(*http.Transport)
 	if !ok {

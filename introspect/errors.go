@@ -20,6 +20,12 @@ const (
 	// body, an issuer mismatch or a JWT that fails verification; the gateway
 	// answers 502.
 	KindBadResponse
+	// KindRejected means the AS refused the token the gateway presented on
+	// the client's behalf: a token exchange answered 400 with
+	// "invalid_request", "invalid_target" or "invalid_grant". The client's
+	// token is unusable for this resource; the gateway answers 401
+	// invalid_token.
+	KindRejected
 )
 
 // String returns a short lowercase name for the kind, for logs and metrics.
@@ -29,21 +35,24 @@ func (k ErrorKind) String() string {
 		return "unavailable"
 	case KindBadResponse:
 		return "bad_response"
+	case KindRejected:
+		return "rejected"
 	default:
 		return fmt.Sprintf("kind(%d)", int(k))
 	}
 }
 
-// Error is the error type returned by [Client.Introspect] and
-// [JWKSVerifier.Verify] for every failure that involves the AS. Its message
+// Error is the error type returned by [Client.Introspect],
+// [Exchanger.Exchange] and [JWKSVerifier.Verify] for every failure that
+// involves the AS. Its message
 // never contains a token, a JWT, a secret or an AS response body, so it may
 // be logged as is.
 type Error struct {
 	// Kind says which gateway status the failure maps to.
 	Kind ErrorKind
 	// Status is the HTTP status the AS answered with, 0 if there was no
-	// response (connection error, timeout). From Introspect it is always
-	// the introspection reply's status (200 when the reply's JWT failed
+	// response (connection error, timeout). From Introspect and Exchange it
+	// is always the reply's status (200 when the reply's JWT failed
 	// verification); from Verify, the JWKS endpoint's status.
 	Status int
 	// RetryAfter is taken from the Retry-After header of a 503, 0 if absent

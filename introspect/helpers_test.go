@@ -177,6 +177,12 @@ func (f *fakeAS) lastRequest(t testing.TB) asRequest {
 	return f.requests[len(f.requests)-1]
 }
 
+func (f *fakeAS) allRequests() []asRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]asRequest(nil), f.requests...)
+}
+
 // reply returns a handler answering with a fixed status, headers and body.
 func reply(status int, body string, headers ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -120,6 +120,9 @@ func NewJWKSVerifier(ctx context.Context, jwksURI string, client *http.Client) (
 // to another algorithm or to encryption. A JWKS that cannot be fetched is a
 // KindUnavailable *Error; a malformed JWS, a disallowed algorithm, no
 // matching key or a bad signature is a KindBadResponse *Error.
+//
+// An RFC 9701 introspection response is refused here (it is not an access
+// token); the introspection client verifies those through verifyParsed.
 func (v *JWKSVerifier) Verify(ctx context.Context, compactJWT []byte) error {
 	if v.life.Err() != nil {
 		return unavailable(0, "jwks verifier is stopped")
@@ -127,6 +130,14 @@ func (v *JWKSVerifier) Verify(ctx context.Context, compactJWT []byte) error {
 	msg, err := parseCompactJWS(string(compactJWT))
 	if err != nil {
 		return badResponse(0, "jwt: %w", err)
+	}
+	return v.verifyParsed(ctx, compactJWT, msg)
+}
+
+// verifyParsed checks the signature of compactJWT, already parsed as msg.
+func (v *JWKSVerifier) verifyParsed(ctx context.Context, compactJWT []byte, msg *compactJWS) error {
+	if v.life.Err() != nil {
+		return unavailable(0, "jwks verifier is stopped")
 	}
 	spec, ok := allowedAlgs[msg.alg]
 	if !ok {

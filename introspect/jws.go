@@ -57,10 +57,26 @@ var (
 )
 
 // parseCompactJWS checks that s is a compact JWS whose protected header and
-// payload are JSON objects, with an alg other than "none", and returns the
-// decoded header and claims. The signature is not checked here (that is the
-// JWKSVerifier's job, when configured).
+// payload are JSON objects, with an alg other than "none", that is not an
+// RFC 9701 introspection response, and returns the decoded header and
+// claims. The signature is not checked here (that is the JWKSVerifier's
+// job, when configured).
 func parseCompactJWS(s string) (*compactJWS, error) {
+	msg, err := parseJWS(s)
+	if err != nil {
+		return nil, err
+	}
+	// An RFC 9701 introspection response is signed by the AS for the
+	// gateway; it must never be mistaken for an access token and forwarded.
+	if msg.isIntrospectionResponse() {
+		return nil, errJWSIntrospected
+	}
+	return msg, nil
+}
+
+// parseJWS is parseCompactJWS without the check on "typ": the RFC 9701
+// reply handler uses it for the one JWT that must carry that type.
+func parseJWS(s string) (*compactJWS, error) {
 	if !LooksLikeJWS(s) {
 		return nil, errNotJWS
 	}
@@ -91,23 +107,29 @@ func parseCompactJWS(s string) (*compactJWS, error) {
 	if _, ok := header["b64"]; ok {
 		return nil, errJWSCrit
 	}
-	// An RFC 9701 introspection response is signed by the AS for the
-	// gateway; it must never be mistaken for an access token and forwarded.
-	if raw, ok := header["typ"]; ok {
-		var typ string
-		if json.Unmarshal(raw, &typ) == nil {
-			typ = strings.ToLower(typ)
-			if typ == "token-introspection+jwt" || typ == "application/token-introspection+jwt" {
-				return nil, errJWSIntrospected
-			}
-		}
-	}
 
 	claims, err := decodeSegmentObject(p64)
 	if err != nil {
 		return nil, errJWSPayload
 	}
 	return &compactJWS{alg: alg, header: header, claims: claims}, nil
+}
+
+// isIntrospectionResponse reports whether the header's "typ" is that of an
+// RFC 9701 response: "token-introspection+jwt", or the full media type
+// "application/token-introspection+jwt" (RFC 7515 §4.1.9 allows both),
+// case-insensitively.
+func (m *compactJWS) isIntrospectionResponse() bool {
+	raw, ok := m.header["typ"]
+	if !ok {
+		return false
+	}
+	var typ string
+	if json.Unmarshal(raw, &typ) != nil {
+		return false
+	}
+	typ = strings.ToLower(typ)
+	return typ == "token-introspection+jwt" || typ == mediaTypeIntrospectionJWT
 }
 
 // decodeSegmentObject base64url-decodes one segment and parses it as a JSON

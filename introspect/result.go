@@ -15,7 +15,8 @@ import (
 // included, so Introspect does not judge the claims' values.
 type Result struct {
 	// Active is true only when the AS said so unambiguously: a JWT body in
-	// FormatJWT, "active": true (the boolean) in FormatJSON.
+	// FormatJWT, "active": true (the boolean) in FormatJSON, and the same
+	// inside the verified "token_introspection" member in FormatRFC9701.
 	Active bool
 	// Subject is "sub" (may be absent, e.g. client-credentials tokens).
 	Subject string
@@ -35,7 +36,9 @@ type Result struct {
 	NotBefore time.Time
 	// IssuedAt is "iat" (zero time when absent).
 	IssuedAt time.Time
-	// JWT is the access-token JWT to forward upstream; set only when Active.
+	// JWT is the access-token JWT to forward upstream; set only when Active,
+	// and, in FormatJSON and FormatRFC9701, only when Config.JWTClaim is set
+	// (never the RFC 9701 response JWT itself).
 	JWT string
 	// JWTExpiresAt is the forwarded JWT's "exp" (zero time when absent); in
 	// FormatJWT it equals ExpiresAt.

@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
 # The whole test suite: vet and race-enabled tests of the root module (what
-# plugin users import) and of the examples module (demo AS, quickstart, e2e).
+# plugin users import) and of the examples module (demo AS, MCP server,
+# quickstart, end-to-end tests against real authorization servers and real
+# MCP clients). It installs what those tests need first: the npm packages
+# from the committed lock files and the Ory Hydra binary (built from the Go
+# module proxy). Both steps are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*'))
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" >&2
 	echo "$unformatted" >&2
 	exit 1
+fi
+
+echo "== installing test dependencies"
+for lock in examples/*/package-lock.json examples/*/*/package-lock.json; do
+	[ -f "$lock" ] || continue
+	dir=$(dirname "$lock")
+	# npm ci only when the lock changed since the last install.
+	if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+		echo "npm ci in $dir"
+		npm ci --prefix "$dir" --no-audit --no-fund
+	fi
+done
+if [ -f examples/hydra/build.sh ]; then
+	bash examples/hydra/build.sh
 fi
 
 echo "== root module"
@@ -16,4 +34,4 @@ go vet ./...
 go test -race -count=1 ./...
 
 echo "== examples module"
-(cd examples && go vet ./... && go test -race -count=1 ./...)
+(cd examples && go vet ./... && go test -race -count=1 -timeout 20m ./...)

@@ -239,6 +239,10 @@ func (s *Signer) Sign(c Claims) (string, time.Time, error) {
 	return string(signed), time.Unix(exp.Unix(), 0), nil
 }
 
+// KeyID returns the kid of the current signing key; a cache of signed
+// JWTs must be keyed by it, so a new key never serves JWTs of an old one.
+func (s *Signer) KeyID() string { return s.key.KeyID() }
+
 // JWKS returns the public key set (current key first, then the previous
 // one) as JSON.
 func (s *Signer) JWKS() []byte { return s.jwks }

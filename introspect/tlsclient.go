@@ -1,0 +1,46 @@
+package introspect
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+)
+
+// NewTLSClientAuthHTTPClient returns an HTTP client for [TLSClientAuth]
+// (RFC 8705 §2.1): it presents the certificate chain of certFile with the
+// private key of keyFile (both PEM), and verifies the AS's server
+// certificate against the PEM bundle caFile when set, else the system
+// roots. Otherwise it is the package's default client: TLS 1.2 minimum,
+// redirects not followed, its own pooled transport. It reads the files and
+// does no network I/O. Errors name the files, never their content. The
+// caller owns the client: call its CloseIdleConnections when done.
+func NewTLSClientAuthHTTPClient(certFile, keyFile, caFile string) (*http.Client, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("tls client auth needs a certificate file and a key file")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		// crypto/tls and os errors describe the file or the mismatch,
+		// never the key.
+		return nil, fmt.Errorf("tls client certificate %s / key %s: %w", certFile, keyFile, err)
+	}
+	var roots *x509.CertPool
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca file %s: no pem certificate found", caFile)
+		}
+	}
+	c := newDefaultHTTPClient(noRedirects)
+	tr := c.Transport.(*http.Transport)
+	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	tr.TLSClientConfig.RootCAs = roots
+	return c, nil
+}
