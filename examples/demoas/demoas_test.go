@@ -391,19 +391,74 @@ func TestIntrospectionCounter(t *testing.T) {
 	}
 }
 
-func TestMetadata(t *testing.T) {
-	s := start(t, time.Hour)
-	resp, err := http.Get(s.URL + demoas.MetadataPath)
+func getJSON(t *testing.T, u string) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatal(err)
+		t.Fatalf("GET %s: %v", u, err)
 	}
-	if m["issuer"] != s.Issuer || m["introspection_endpoint"] != s.URL+demoas.IntrospectionPath || m["jwks_uri"] != s.URL+demoas.JWKSPath {
-		t.Fatalf("metadata %v", m)
+	return resp, m
+}
+
+func TestMetadata(t *testing.T) {
+	s := start(t, time.Hour)
+	resp, m := getJSON(t, s.URL+demoas.MetadataPath)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	want := map[string]any{
+		"issuer":                 s.Issuer,
+		"authorization_endpoint": s.URL + demoas.AuthorizationPath,
+		"token_endpoint":         s.URL + demoas.TokenPath,
+		"introspection_endpoint": s.URL + demoas.IntrospectionPath,
+		"revocation_endpoint":    s.URL + demoas.RevocationPath,
+		"jwks_uri":               s.URL + demoas.JWKSPath,
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	wantLists := map[string]string{
+		"grant_types_supported":                         "client_credentials",
+		"token_endpoint_auth_methods_supported":         "client_secret_basic client_secret_post",
+		"introspection_endpoint_auth_methods_supported": "client_secret_basic client_secret_post",
+		"revocation_endpoint_auth_methods_supported":    "client_secret_basic client_secret_post",
+		"scopes_supported":                              "mcp:admin mcp:tools",
+		"response_types_supported":                      "",
+	}
+	for k, v := range wantLists {
+		list, ok := m[k].([]any)
+		if !ok {
+			t.Errorf("%s = %v, want a list", k, m[k])
+			continue
+		}
+		var got []string
+		for _, x := range list {
+			got = append(got, x.(string))
+		}
+		if strings.Join(got, " ") != v {
+			t.Errorf("%s = %v, want [%s]", k, got, v)
+		}
+	}
+
+	// The OpenID configuration path serves the same document.
+	_, oidc := getJSON(t, s.URL+demoas.OpenIDConfigurationPath)
+	a, _ := json.Marshal(m)
+	b, _ := json.Marshal(oidc)
+	if string(a) != string(b) {
+		t.Errorf("openid-configuration differs:\n%s\n%s", a, b)
+	}
+
+	// The authorization endpoint exists, and refuses.
+	resp, e := getJSON(t, s.URL+demoas.AuthorizationPath+"?response_type=code&client_id=agent")
+	if resp.StatusCode != http.StatusBadRequest || e["error"] != "unsupported_response_type" {
+		t.Errorf("authorize: status %d, %v", resp.StatusCode, e)
 	}
 }
 

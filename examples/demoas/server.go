@@ -15,8 +15,6 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/storage"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Client is an OAuth client registered at the demo authorization server.
@@ -29,10 +27,17 @@ type Client struct {
 	// Scopes lists the scopes the client may request. A token request without
 	// a scope parameter is granted all of them.
 	Scopes []string
-	// Audience lists the audiences the client may request (exact string
-	// match). A token request without an audience parameter is granted all of
-	// them.
+	// Audience lists the audiences the client may request with fosite's
+	// "audience" parameter (exact string match).
 	Audience []string
+	// Resources lists the RFC 8707 resource indicators (absolute URIs, no
+	// fragment) the client may request with the "resource" parameter (exact
+	// string match); another one is refused with 400 invalid_target. Empty
+	// means any absolute URI. Requested resources become the token's audience.
+	//
+	// A token request with neither "resource" nor "audience" is granted all
+	// of Audience and Resources as its audience.
+	Resources []string
 }
 
 // Config configures Start.
@@ -53,7 +58,7 @@ type Server struct {
 	Issuer string
 
 	provider *fosite.Fosite
-	store    *storage.MemoryStore
+	store    *store
 	strategy *oauth2.HMACSHAStrategy
 	signer   *signer
 
@@ -69,7 +74,16 @@ const (
 	IntrospectionPath = "/oauth2/introspect"
 	RevocationPath    = "/oauth2/revoke"
 	JWKSPath          = "/.well-known/jwks.json"
-	MetadataPath      = "/.well-known/oauth-authorization-server"
+	// MetadataPath serves RFC 8414 authorization server metadata.
+	MetadataPath = "/.well-known/oauth-authorization-server"
+	// OpenIDConfigurationPath serves the same document, for clients that
+	// look there first or fall back to it.
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+	// AuthorizationPath is the authorization endpoint the metadata must name
+	// (RFC 8414 requires it, and so does the MCP TypeScript SDK); it answers
+	// every request with unsupported_response_type, as this server issues
+	// tokens by client credentials only.
+	AuthorizationPath = "/oauth2/authorize"
 )
 
 // Start starts a demo authorization server and returns once it accepts
@@ -82,16 +96,11 @@ func Start(cfg Config) (*Server, error) {
 		cfg.TokenLifetime = time.Hour
 	}
 
-	store := storage.NewMemoryStore()
+	store := newStore()
 	for _, c := range cfg.Clients {
-		fc, err := newFositeClient(c)
-		if err != nil {
+		if err := store.add(c); err != nil {
 			return nil, err
 		}
-		if _, dup := store.Clients[c.ID]; dup {
-			return nil, fmt.Errorf("demoas: duplicate client %q", c.ID)
-		}
-		store.Clients[c.ID] = fc
 	}
 
 	secret := make([]byte, 32)
@@ -117,6 +126,9 @@ func Start(cfg Config) (*Server, error) {
 		ScopeStrategy:            fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
 	}
+	// fosite sets a missing hasher lazily on first use, which races when the
+	// first token requests arrive together; set it up front.
+	fcfg.ClientSecretsHasher = &fosite.BCrypt{Config: fcfg}
 	strategy := compose.NewOAuth2HMACStrategy(fcfg)
 	provider, ok := compose.Compose(fcfg, store, strategy,
 		compose.OAuth2ClientCredentialsGrantFactory,
@@ -144,28 +156,6 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// newFositeClient converts c into a fosite client with a hashed secret.
-func newFositeClient(c Client) (*fosite.DefaultClient, error) {
-	if c.ID == "" {
-		return nil, errors.New("demoas: client with an empty ID")
-	}
-	if c.Secret == "" {
-		return nil, fmt.Errorf("demoas: client %q has an empty secret", c.ID)
-	}
-	// The minimum bcrypt cost keeps tests fast; this is a demo server.
-	hash, err := bcrypt.GenerateFromPassword([]byte(c.Secret), bcrypt.MinCost)
-	if err != nil {
-		return nil, fmt.Errorf("demoas: hash secret of client %q: %w", c.ID, err)
-	}
-	return &fosite.DefaultClient{
-		ID:         c.ID,
-		Secret:     hash,
-		Scopes:     append([]string(nil), c.Scopes...),
-		Audience:   append([]string(nil), c.Audience...),
-		GrantTypes: []string{"client_credentials"},
-	}, nil
-}
-
 // routes returns the server's HTTP handler.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -174,6 +164,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+RevocationPath, s.handleRevoke)
 	mux.HandleFunc("GET "+JWKSPath, s.handleJWKS)
 	mux.HandleFunc("GET "+MetadataPath, s.handleMetadata)
+	mux.HandleFunc("GET "+OpenIDConfigurationPath, s.handleMetadata)
+	mux.HandleFunc(AuthorizationPath, s.handleAuthorize)
 	return mux
 }
 
@@ -204,6 +196,10 @@ func (s *Server) Revoke(token string) error {
 	}
 	return nil
 }
+
+// AddClient registers another client while the server runs. Its ID must be
+// new.
+func (s *Server) AddClient(c Client) error { return s.store.add(c) }
 
 // PublicKeys returns the JWKS the server publishes at JWKSPath.
 func (s *Server) PublicKeys() jwk.Set { return s.signer.public }

@@ -1,14 +1,16 @@
 package demoas
 
 import (
-	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/ory/fosite"
 )
 
 // handleToken serves the token endpoint: the client credentials grant, with
-// client_secret_basic or client_secret_post.
+// client_secret_basic or client_secret_post, and RFC 8707 resource
+// indicators.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	session := &fosite.DefaultSession{}
@@ -19,8 +21,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// fosite has checked the requested scopes and audiences against the
-	// client; grant them, or everything the client may have when it asked for
-	// nothing.
+	// client, not the resources (fosite does not know RFC 8707); grant them,
+	// or everything the client may have when it asked for nothing.
 	client := ar.GetClient()
 	scopes := ar.GetRequestedScopes()
 	if len(scopes) == 0 {
@@ -29,11 +31,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	for _, sc := range scopes {
 		ar.GrantScope(sc)
 	}
-	audience := ar.GetRequestedAudience()
-	if len(audience) == 0 {
-		audience = client.GetAudience()
+	resources := ar.GetRequestForm()["resource"]
+	if err := allowResources(client, resources); err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		writeError(w, http.StatusBadRequest, "invalid_target", err.Error())
+		return
 	}
-	for _, a := range audience {
+	for _, a := range audience(client, ar.GetRequestedAudience(), resources) {
 		ar.GrantAudience(a)
 	}
 	// For client credentials the subject is the client itself.
@@ -54,18 +58,38 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	s.provider.WriteRevocationResponse(ctx, w, err)
 }
 
-// handleMetadata serves RFC 8414 authorization server metadata.
-func (s *Server) handleMetadata(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"issuer":                                s.Issuer,
-		"token_endpoint":                        s.URL + TokenPath,
-		"introspection_endpoint":                s.URL + IntrospectionPath,
-		"revocation_endpoint":                   s.URL + RevocationPath,
-		"jwks_uri":                              s.URL + JWKSPath,
-		"grant_types_supported":                 []string{"client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+// allowResources checks RFC 8707 resource indicators against what the
+// client may request. The error text is safe to show the client.
+func allowResources(c fosite.Client, resources []string) error {
+	var allowed []string
+	if dc, ok := c.(*client); ok {
+		allowed = dc.resources
+	}
+	for _, r := range resources {
+		if err := checkResource(r); err != nil {
+			return err
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, r) {
+			return fmt.Errorf("resource %q is not allowed for this client", r)
+		}
+	}
+	return nil
+}
+
+// audience is the audience to grant: the requested audiences and resources,
+// or, when the request names neither, everything the client may have.
+func audience(c fosite.Client, requested, resources []string) []string {
+	out := append(slices.Clone(requested), resources...)
+	if len(out) == 0 {
+		out = slices.Clone(c.GetAudience())
+		if dc, ok := c.(*client); ok {
+			out = append(out, dc.resources...)
+		}
+	}
+	seen := map[string]bool{}
+	return slices.DeleteFunc(out, func(a string) bool {
+		dup := seen[a]
+		seen[a] = true
+		return dup
 	})
 }

@@ -1,13 +1,18 @@
 // Command quickstart runs the phantom token pattern end to end, in one
-// process: a demo authorization server (ory/fosite), an echo upstream, and
-// Caddy with the phantom_token module configured by ../Caddyfile.example.
+// process: a demo authorization server (ory/fosite), the example MCP server
+// (package mcpserver), and Caddy with the phantom_token module configured by
+// ../Caddyfile.example.
 //
 //	cd examples && go run ./quickstart          # demo, then keep serving until Ctrl-C
 //	cd examples && go run ./quickstart -once    # demo, exit 0 when every check passed
 //
-// The demo gets an opaque token for the "agent" client, calls the gateway with
-// it, and shows that the upstream received a signed JWT instead, and that the
-// authorization server was asked only once.
+// The demo does what an MCP client does: its first request gets a 401 whose
+// challenge points to the gateway's protected resource metadata (RFC 9728),
+// which names the authorization server; it gets an opaque token for the MCP
+// URL there (client credentials, RFC 8707 resource), then runs an MCP session
+// through the gateway with the go-sdk client. It shows the claims the MCP
+// server verified (tools/call whoami), that the MCP server received JWTs and
+// never the opaque token, and that the authorization server was asked once.
 package main
 
 import (
@@ -33,7 +38,6 @@ type options struct {
 	config  string // Caddyfile path; "" locates Caddyfile.example
 	once    bool   // exit after the demo
 	verbose bool   // show Caddy's logs
-	calls   int    // authorized calls to make (at least minCalls)
 
 	// ready, when set, is called after the demo and before the stack stops
 	// (tests use it to inspect the stack).
@@ -46,7 +50,6 @@ func main() {
 	flag.StringVar(&opts.config, "config", "", "Caddyfile `path` (default: Caddyfile.example at the repository root)")
 	flag.BoolVar(&opts.once, "once", false, "run the demo and exit; the exit status is non-zero if a check failed")
 	flag.BoolVar(&opts.verbose, "v", false, "show Caddy's logs")
-	flag.IntVar(&opts.calls, "calls", minCalls, "authorized calls to make through the gateway")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -70,7 +73,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	}
 	defer s.close()
 
-	res, err := s.demo(ctx, out, opts.calls)
+	res, err := s.demo(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,13 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	}
 
 	fmt.Fprintf(out, "\nthe gateway keeps running; try it (Ctrl-C to stop):\n\n")
-	fmt.Fprintf(out, "  curl -si -H \"Authorization: Bearer %s\" %s/\n\n", res.token, s.gatewayURL)
+	fmt.Fprintf(out, "  # the protected resource metadata (no token needed)\n")
+	fmt.Fprintf(out, "  curl -si %s%s\n\n", s.gatewayURL, metadataPath)
+	fmt.Fprintf(out, "  # no token: 401, the challenge points to the metadata\n")
+	fmt.Fprintf(out, "  curl -si -X POST %s\n\n", s.resource)
+	fmt.Fprintf(out, "  # the agent's opaque token (shown on purpose): an MCP initialize; the gateway authorizes it from its cache (no new introspection)\n")
+	fmt.Fprintf(out, "  curl -si -X POST -H \"Authorization: Bearer %s\" -H \"Content-Type: application/json\" -H \"Accept: application/json, text/event-stream\" -d '%s' %s\n\n",
+		res.token, initializeBody, s.resource)
 	<-ctx.Done()
 	fmt.Fprintf(out, "stopping\n")
 	return result

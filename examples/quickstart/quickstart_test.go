@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/phantomgate/caddy-phantom-token/examples/echo"
 )
 
 // isolate keeps a test's environment changes and Caddy's data files out of
@@ -23,7 +22,7 @@ func isolate(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{
 		"PHANTOM_LISTEN", "PHANTOM_INTROSPECTION_URL", "PHANTOM_JWKS_URI", "PHANTOM_ISSUER",
-		"PHANTOM_CLIENT_ID", "PHANTOM_CLIENT_SECRET", "PHANTOM_UPSTREAM",
+		"PHANTOM_CLIENT_ID", "PHANTOM_CLIENT_SECRET", "PHANTOM_RESOURCE", "PHANTOM_UPSTREAM",
 	} {
 		t.Setenv(k, "")
 	}
@@ -48,19 +47,21 @@ func freeAddr(t *testing.T) string {
 // observed is what a test saw of the stack from the ready hook.
 type observed struct {
 	introspections int64
-	upstreamCalls  int
-	lastAuth       string
+	upstream       upstreamStats
 	gatewaySecret  string
+	agentSecret    string
 	res            *demoResult
+	stack          *stack // still running until run returns
 }
 
 func observe(o *observed) func(*stack, *demoResult) {
 	return func(s *stack, res *demoResult) {
 		o.introspections = s.as.IntrospectionCalls()
-		o.upstreamCalls = s.upstream.Count()
-		o.lastAuth = s.upstream.LastAuthorization()
+		o.upstream = s.upstream.stats()
 		o.gatewaySecret = os.Getenv("PHANTOM_CLIENT_SECRET")
+		o.agentSecret = s.agentSecret
 		o.res = res
+		o.stack = s
 	}
 }
 
@@ -69,20 +70,38 @@ func TestRunOnce(t *testing.T) {
 	var out bytes.Buffer
 	var o observed
 	addr := freeAddr(t)
-	err := run(context.Background(), options{listen: addr, once: true, calls: minCalls, ready: observe(&o)}, &out)
+	gateway := "http://" + addr
+	err := run(context.Background(), options{listen: addr, once: true, ready: observe(&o)}, &out)
 	text := out.String()
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, text)
 	}
 
 	for _, want := range []string{
-		"gateway               http://" + addr,
-		`GET  /     no token          401  WWW-Authenticate: Bearer`,
-		"not in any header or the URL: the upstream never saw it",
-		"typ at+jwt",
-		"signature     verified with the AS JWKS",
+		"gateway               " + gateway,
+		"MCP URL (resource)    " + gateway + "/mcp",
+		`POST /mcp  no token  401  WWW-Authenticate: Bearer `,
+		`resource_metadata="` + gateway + `/.well-known/oauth-protected-resource/mcp"`,
+		`scope="mcp:tools"`,
+		"GET  /.well-known/oauth-protected-resource/mcp  200  application/json",
+		`"resource": "` + gateway + `/mcp"`,
+		"/.well-known/oauth-authorization-server  token_endpoint http://127.0.0.1:",
+		"resource " + gateway + "/mcp\n",
+		"initialize           phantom-token-example 1.0.0",
+		"tools/list           countdown, whoami",
+		"tools/call countdown progress 3, 2, 1, the first ",
+		` before the result "done" (SSE, streamed)`,
+		"tools/call whoami    the MCP server verified the JWT it received",
 		`"client_id": "agent"`,
 		`"scope": "mcp:tools"`,
+		"close                session ended (DELETE /mcp)",
+		"    POST initialize 200\n",
+		"    POST notifications/initialized 202\n",
+		"    POST tools/list 200\n",
+		"    POST tools/call 200\n",
+		"    DELETE 204\n",
+		"7 requests, 7 with Authorization: Bearer <JWT>",
+		"the MCP server never saw it",
 		"introspection calls served by the AS: 1\n",
 		"all checks passed",
 	} {
@@ -90,29 +109,29 @@ func TestRunOnce(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if n := strings.Count(text, "Bearer <opaque>   200  upstream saw Bearer <JWT>"); n != minCalls {
-		t.Errorf("%d successful calls in the output, want %d", n, minCalls)
-	}
 	if strings.Contains(text, "curl") {
-		t.Error("-once printed the curl line")
+		t.Error("-once printed the curl lines")
 	}
 
 	// The facts behind the output.
 	if o.introspections != 1 {
 		t.Errorf("AS served %d introspections, want 1", o.introspections)
 	}
-	if o.upstreamCalls != minCalls {
-		t.Errorf("upstream received %d requests, want %d (the unauthenticated one must not reach it)", o.upstreamCalls, minCalls)
+	// go-sdk v1.8 sends server/discover, initialize, notifications/initialized,
+	// tools/list, two tools/call and DELETE: 7 requests, 1 introspection.
+	if o.upstream.requests != 7 || o.upstream.jwts != 7 || o.upstream.leaked || len(o.res.mcpRequests) != 7 {
+		t.Errorf("MCP server: %+v, client: %v; want 7 requests, all with a JWT, no opaque token", o.upstream, o.res.mcpRequests)
 	}
-	scheme, cred, _ := strings.Cut(o.lastAuth, " ")
-	if _, ok := echo.DecodeClaims(cred); scheme != "Bearer" || !ok {
-		t.Errorf("upstream's Authorization is not a Bearer JWT")
+	if o.res == nil || o.res.token == "" || strings.Contains(o.upstream.lastAuth, o.res.token) {
+		t.Fatal("no token, or the MCP server saw it")
 	}
-	if o.res == nil || o.res.token == "" || strings.Contains(o.lastAuth, o.res.token) {
-		t.Fatal("no token, or the upstream saw it")
+	if aud, _ := o.res.claims["aud"].([]any); len(aud) != 1 || aud[0] != gateway+"/mcp" {
+		t.Errorf("the MCP server verified aud %v, want [%s/mcp]", o.res.claims["aud"], gateway)
 	}
 	// Secrets and tokens stay out of the output in -once mode.
-	for name, secret := range map[string]string{"the token": o.res.token, "the gateway secret": o.gatewaySecret} {
+	for name, secret := range map[string]string{
+		"the token": o.res.token, "the gateway secret": o.gatewaySecret, "the agent secret": o.agentSecret,
+	} {
 		if secret == "" || strings.Contains(text, secret) {
 			t.Errorf("output contains %s (or it is empty)", name)
 		}
@@ -146,12 +165,14 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	defer cancel()
 	var out syncBuffer
 	var o observed
+	addr := freeAddr(t)
+	gateway := "http://" + addr
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{listen: freeAddr(t), calls: minCalls, ready: observe(&o)}, &out)
+		done <- run(ctx, options{listen: addr, ready: observe(&o)}, &out)
 	}()
 
-	curl := regexp.MustCompile(`curl -si -H "Authorization: Bearer ([^"]+)" (http://\S+)`)
+	withToken := regexp.MustCompile(`curl -si -X POST -H "Authorization: Bearer ([^"]+)" -H "Content-Type: application/json" -H "Accept: ([^"]+)" -d '([^']+)' (http://\S+)`)
 	var m []string
 	for deadline := time.Now().Add(30 * time.Second); m == nil; {
 		select {
@@ -159,22 +180,38 @@ func TestRunServesUntilCancelled(t *testing.T) {
 			t.Fatalf("run returned before it was cancelled: %v\n%s", err, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
-		m = curl.FindStringSubmatch(out.String())
+		m = withToken.FindStringSubmatch(out.String())
 		if m == nil && time.Now().After(deadline) {
-			t.Fatalf("no curl line:\n%s", out.String())
+			t.Fatalf("no curl line with the token:\n%s", out.String())
+		}
+	}
+	text := out.String()
+	for _, want := range []string{
+		"curl -si " + gateway + "/.well-known/oauth-protected-resource/mcp\n",
+		"curl -si -X POST " + gateway + "/mcp\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
 		}
 	}
 
-	// The printed line works, and is served from the gateway cache.
-	req, _ := http.NewRequest(http.MethodGet, m[2], nil)
-	req.Header.Set("Authorization", "Bearer "+m[1])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("the curl line's request: %v", err)
+	// The printed lines work.
+	resp := curl(t, http.MethodGet, gateway+"/.well-known/oauth-protected-resource/mcp", nil, "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.body, `"resource":"`+gateway+`/mcp"`) {
+		t.Errorf("metadata: status %d, %s", resp.StatusCode, resp.body)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the curl line's request: status %d", resp.StatusCode)
+	resp = curl(t, http.MethodPost, gateway+"/mcp", nil, "")
+	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(ch, `resource_metadata="`) || !strings.Contains(ch, `scope="mcp:tools"`) {
+		t.Errorf("POST without a token: status %d, WWW-Authenticate %q", resp.StatusCode, ch)
+	}
+	hdr := http.Header{"Authorization": {"Bearer " + m[1]}, "Content-Type": {"application/json"}, "Accept": {m[2]}}
+	resp = curl(t, http.MethodPost, m[4], hdr, m[3])
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.body, "phantom-token-example") {
+		t.Errorf("initialize with the token: status %d, %s", resp.StatusCode, resp.body)
+	}
+	if n := o.stack.as.IntrospectionCalls(); n != 1 {
+		t.Errorf("AS served %d introspections after the curl lines, want 1 (served from the gateway cache)", n)
 	}
 
 	cancel()
@@ -190,10 +227,35 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Errorf("AS served %d introspections during the demo, want 1", o.introspections)
 	}
 	// After run returns, the gateway is gone.
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := http.Get(gateway + "/.well-known/oauth-protected-resource/mcp"); err == nil {
 		resp.Body.Close()
 		t.Error("the gateway still answers after run returned")
 	}
+}
+
+// curlResponse is a response with its body read.
+type curlResponse struct {
+	*http.Response
+	body string
+}
+
+// curl sends one request, as the printed curl line would.
+func curl(t *testing.T, method, u string, h http.Header, body string) curlResponse {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return curlResponse{Response: resp, body: string(b)}
 }
 
 // TestRunReportsFailures runs the demo with caching disabled: every call is
@@ -218,14 +280,14 @@ func TestRunReportsFailures(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	err = run(context.Background(), options{listen: freeAddr(t), config: path, once: true, calls: minCalls}, &out)
+	err = run(context.Background(), options{listen: freeAddr(t), config: path, once: true}, &out)
 	if !errors.Is(err, errChecksFailed) {
 		t.Fatalf("run = %v, want errChecksFailed\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"introspection calls served by the AS: 5\n",
+		"introspection calls served by the AS: 7\n",
 		"FAILED",
-		"the AS served 5 introspection calls, want exactly 1",
+		"the AS served 7 introspection calls, want exactly 1",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

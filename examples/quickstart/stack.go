@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -15,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/phantomgate/caddy-phantom-token/examples/demoas"
-	"github.com/phantomgate/caddy-phantom-token/examples/echo"
+	"github.com/phantomgate/caddy-phantom-token/examples/mcpserver"
 )
 
 // Client IDs registered at the demo authorization server.
@@ -25,20 +26,22 @@ const (
 	agentScope      = "mcp:tools"
 )
 
-// stack is the running demo: authorization server, upstream and gateway.
+// stack is the running demo: authorization server, MCP server and gateway.
 type stack struct {
 	as           *demoas.Server
-	upstream     *echo.Handler
-	upstreamAddr string // host:port
+	upstream     *recorder // the MCP server, recording what reaches it
+	upstreamAddr string    // host:port
 	upstreamSrv  *http.Server
+	stopUpstream context.CancelFunc
 	gatewayURL   string // http://host:port
+	resource     string // the MCP URL clients use: gatewayURL + "/mcp"
 	caddyfile    string // the Caddyfile the gateway runs
 	agentSecret  string
 	caddyRunning bool
 }
 
-// startStack starts the demo authorization server, the echo upstream and
-// Caddy, in that order. On error, what was started is stopped again.
+// startStack starts the demo authorization server, the MCP server and Caddy,
+// in that order. On error, what was started is stopped again.
 func startStack(opts options) (_ *stack, err error) {
 	s := &stack{}
 	defer func() {
@@ -55,6 +58,7 @@ func startStack(opts options) (_ *stack, err error) {
 		host = "127.0.0.1"
 	}
 	s.gatewayURL = "http://" + net.JoinHostPort(host, port)
+	s.resource = s.gatewayURL + "/mcp"
 
 	if s.caddyfile, err = locateCaddyfile(opts.config); err != nil {
 		return nil, err
@@ -69,20 +73,15 @@ func startStack(opts options) (_ *stack, err error) {
 	}
 	s.as, err = demoas.Start(demoas.Config{Clients: []demoas.Client{
 		{ID: gatewayClientID, Secret: gatewaySecret},
-		{ID: agentClientID, Secret: s.agentSecret, Scopes: []string{agentScope}},
+		{ID: agentClientID, Secret: s.agentSecret, Scopes: []string{agentScope}, Resources: []string{s.resource}},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("start demo authorization server: %w", err)
 	}
 
-	s.upstream = echo.NewHandler()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("start echo upstream: %w", err)
+	if err := s.startUpstream(); err != nil {
+		return nil, err
 	}
-	s.upstreamAddr = ln.Addr().String()
-	s.upstreamSrv = &http.Server{Handler: s.upstream, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.upstreamSrv.Serve(ln) }()
 
 	// The Caddyfile reads these: {$NAME} when it is adapted, {env.NAME} when
 	// the module is provisioned (so the secret never enters the JSON config).
@@ -95,6 +94,7 @@ func startStack(opts options) (_ *stack, err error) {
 		"PHANTOM_ISSUER":            s.as.Issuer,
 		"PHANTOM_CLIENT_ID":         gatewayClientID,
 		"PHANTOM_CLIENT_SECRET":     gatewaySecret,
+		"PHANTOM_RESOURCE":          s.resource,
 		"PHANTOM_UPSTREAM":          s.upstreamAddr,
 	}
 	for k, v := range env {
@@ -117,6 +117,33 @@ func startStack(opts options) (_ *stack, err error) {
 	return s, nil
 }
 
+// startUpstream starts the example MCP server on a free loopback port. It
+// trusts JWTs signed by the demo AS, issued by it, for the gateway's MCP URL.
+func (s *stack) startUpstream() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopUpstream = cancel
+	h, err := mcpserver.New(ctx, mcpserver.Config{
+		JWKSURL:  s.as.URL + demoas.JWKSPath,
+		Issuer:   s.as.Issuer,
+		Resource: s.resource,
+	})
+	if err != nil {
+		return fmt.Errorf("start MCP server: %w", err)
+	}
+	s.upstream = newRecorder(h)
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", s.upstream)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("start MCP server: %w", err)
+	}
+	s.upstreamAddr = ln.Addr().String()
+	s.upstreamSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.upstreamSrv.Serve(ln) }()
+	return nil
+}
+
 // close stops everything startStack started.
 func (s *stack) close() {
 	if s.caddyRunning {
@@ -125,6 +152,9 @@ func (s *stack) close() {
 	}
 	if s.upstreamSrv != nil {
 		_ = s.upstreamSrv.Close()
+	}
+	if s.stopUpstream != nil {
+		s.stopUpstream()
 	}
 	if s.as != nil {
 		_ = s.as.Close()

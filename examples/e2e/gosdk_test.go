@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// bearerTransport adds "Authorization: Bearer <token>" to every request, as
+// an MCP client holding an opaque token does.
+type bearerTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+// connectGoClient opens an MCP session through the gateway with the go-sdk
+// client and an opaque bearer token.
+func (s *stack) connectGoClient(t *testing.T, ctx context.Context, token string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	// Bounds the wait for response headers, not the streams: the SDK opens
+	// its standalone SSE stream inside Connect with a context of its own, so
+	// a gateway that held back the headers would otherwise hang the test.
+	base.ResponseHeaderTimeout = 10 * time.Second
+	t.Cleanup(base.CloseIdleConnections)
+	transport := &mcp.StreamableClientTransport{
+		Endpoint:   s.resource,
+		HTTPClient: &http.Client{Transport: bearerTransport{base: base, token: token}},
+		MaxRetries: -1, // a failure here is a finding, not something to retry
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "phantom-token-e2e", Version: "1.0.0"}, opts)
+	cs, err := client.Connect(ctx, transport, nil)
+	if err != nil {
+		t.Fatalf("initialize through the gateway: %v", err)
+	}
+	return cs
+}
+
+// progressLog records when each progress notification arrived.
+type progressLog struct {
+	mu       sync.Mutex
+	arrivals []time.Time
+	progress []float64
+}
+
+func (p *progressLog) handle(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.arrivals = append(p.arrivals, time.Now())
+	p.progress = append(p.progress, req.Params.Progress)
+}
+
+func (p *progressLog) snapshot() ([]time.Time, []float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.arrivals), slices.Clone(p.progress)
+}
+
+// TestGoSDKClientSessionThroughGateway runs a whole MCP session with the
+// go-sdk client and an opaque token through Caddy: initialize, tools/list,
+// tools/call whoami, a streaming tool, and close. The MCP server must see
+// only the JWT, progress must stream, the session's DELETE must reach the
+// MCP server, and the gateway must introspect once for all of it.
+func TestGoSDKClientSessionThroughGateway(t *testing.T) {
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	opaque := s.agentToken(t)
+	s.as.ResetIntrospectionCalls()
+	progress := &progressLog{}
+	cs := s.connectGoClient(t, ctx, opaque, &mcp.ClientOptions{ProgressNotificationHandler: progress.handle})
+	closed := false
+	defer func() {
+		if !closed {
+			_ = cs.Close()
+		}
+	}()
+
+	sessionID := cs.ID()
+	t.Run("initialize establishes a session", func(t *testing.T) {
+		if sessionID == "" {
+			t.Fatal("no Mcp-Session-Id after initialize through the gateway")
+		}
+		if got := cs.InitializeResult(); got == nil || got.ServerInfo == nil {
+			t.Fatalf("initialize result = %+v, want server info", got)
+		}
+	})
+
+	t.Run("tools/list shows whoami and countdown", func(t *testing.T) {
+		res, err := cs.ListTools(ctx, nil)
+		if err != nil {
+			t.Fatalf("tools/list: %v", err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		for _, want := range []string{"whoami", "countdown"} {
+			if !slices.Contains(names, want) {
+				t.Errorf("tools/list = %v, want it to contain %s", names, want)
+			}
+		}
+	})
+
+	t.Run("tools/call whoami returns the verified JWT claims", func(t *testing.T) {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+		if err != nil {
+			t.Fatalf("tools/call whoami: %v", err)
+		}
+		if res.IsError || len(res.Content) == 0 {
+			t.Fatalf("whoami: isError=%v content=%v", res.IsError, res.Content)
+		}
+		text, ok := res.Content[0].(*mcp.TextContent)
+		if !ok {
+			t.Fatalf("whoami content is %T, want text", res.Content[0])
+		}
+		s.wantAgentClaims(t, whoamiClaims(t, text.Text))
+	})
+
+	t.Run("countdown progress arrives before the result", func(t *testing.T) {
+		const n = 5 // the tool sends n notifications about 100 ms apart
+		params := &mcp.CallToolParams{Name: "countdown", Arguments: map[string]any{"n": n}}
+		params.SetProgressToken("countdown-1")
+		start := time.Now()
+		res, err := cs.CallTool(ctx, params)
+		returned := time.Now()
+		if err != nil {
+			t.Fatalf("tools/call countdown: %v", err)
+		}
+		if res.IsError {
+			t.Fatalf("countdown: isError, content %v", res.Content)
+		}
+		arrivals, values := progress.snapshot()
+		if len(arrivals) != n {
+			t.Fatalf("got %d progress notifications before the result, want %d (values %v)", len(arrivals), n, values)
+		}
+		for i, at := range arrivals {
+			if at.After(returned) {
+				t.Errorf("progress %d arrived %v after the call returned", i, at.Sub(returned))
+			}
+		}
+		// Streamed, not buffered: the first notification comes well before
+		// the result, and the notifications are spread over the run.
+		if lead := returned.Sub(arrivals[0]); lead < 200*time.Millisecond {
+			t.Errorf("first progress arrived only %v before the result (call took %v): the stream looks buffered", lead, returned.Sub(start))
+		}
+		if spread := arrivals[n-1].Sub(arrivals[0]); spread < 200*time.Millisecond {
+			t.Errorf("all %d progress notifications arrived within %v: the stream looks buffered", n, spread)
+		}
+		if !slices.IsSorted(values) || values[0] == values[n-1] {
+			t.Errorf("progress values %v, want increasing", values)
+		}
+	})
+
+	t.Run("close sends DELETE with the session id to the MCP server", func(t *testing.T) {
+		closed = true
+		if err := cs.Close(); err != nil {
+			t.Fatalf("closing the session: %v", err)
+		}
+		wantSessionDeleted(t, s.upstream.requests(), sessionID)
+	})
+
+	t.Run("the MCP server saw a JWT on every request, never the opaque token", func(t *testing.T) {
+		wantUpstreamSawOnlyJWTs(t, s.upstream.requests(), opaque)
+	})
+
+	t.Run("one introspection for the whole session", func(t *testing.T) {
+		reqs := s.upstream.requests()
+		if len(reqs) < 5 { // initialize, initialized, list, 2 calls, DELETE (and the SSE GET)
+			t.Errorf("only %d requests reached the MCP server: %s", len(reqs), summary(reqs))
+		}
+		s.wantIntrospections(t, 1)
+	})
+}

@@ -1,0 +1,84 @@
+// Shared by the scripts in this folder: an HTTP trace, and the one-line JSON
+// report the Go tests parse. Nothing here prints a token or a secret.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
+// tracingFetch wraps fetch and records, for every request the SDK makes, the
+// method, URL, response status and whether it carried an Authorization header
+// (never its value). For form bodies (the token request) it records
+// grant_type, scope and resource, and nothing else.
+export function tracingFetch(trace) {
+  return async (input, init = {}) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const method = (init.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+    const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
+    const entry = { method, url, authorization: headers.has('authorization') };
+    const form = formOf(init.body);
+    if (form) {
+      entry.form = {};
+      for (const name of ['grant_type', 'scope', 'resource']) {
+        if (form.has(name)) entry.form[name] = form.getAll(name).join(' ');
+      }
+    }
+    trace.push(entry);
+    try {
+      const response = await fetch(input, init);
+      entry.status = response.status;
+      return response;
+    } catch (err) {
+      entry.error = String(err?.message ?? err);
+      throw err;
+    }
+  };
+}
+
+function formOf(body) {
+  if (body instanceof URLSearchParams) return body;
+  if (typeof body === 'string' && !body.trimStart().startsWith('{')) return new URLSearchParams(body);
+  return undefined;
+}
+
+// exercise connects the client over transport, lists the tools, calls
+// whoami, ends the session (DELETE) and closes.
+export async function exercise(transport) {
+  const client = new Client({ name: 'phantom-token-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  const sessionId = transport.sessionId ?? null;
+  const { tools } = await client.listTools();
+  const whoami = await client.callTool({ name: 'whoami', arguments: {} });
+  if (whoami.isError) throw new Error(`whoami failed: ${JSON.stringify(whoami.content)}`);
+  const text = (whoami.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('');
+  await transport.terminateSession();
+  await client.close();
+  return { sessionId, tools: tools.map((t) => t.name), whoami: text };
+}
+
+// main runs fn, prints its result as one JSON line on stdout and exits 0; on
+// failure it prints the error on stderr and exits 1. A watchdog ends a hung
+// run.
+export function main(fn) {
+  const watchdog = setTimeout(() => {
+    console.error('timed out');
+    process.exit(2);
+  }, 30_000);
+  watchdog.unref();
+  fn().then(
+    (result) => {
+      process.stdout.write(JSON.stringify(result) + '\n');
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err?.stack ?? String(err));
+      process.exit(1);
+    },
+  );
+}
+
+// args returns the command-line arguments, or exits 64 with usage.
+export function args(usage, count) {
+  const a = process.argv.slice(2);
+  if (a.length !== count || a.some((v) => !v)) {
+    console.error(`usage: ${usage}`);
+    process.exit(64);
+  }
+  return a;
+}

@@ -1,0 +1,74 @@
+package mcpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Config configures New.
+type Config struct {
+	// JWKSURL is the JWKS that signs the forwarded JWTs (the authorization
+	// server's). Required; http(s).
+	JWKSURL string
+	// Issuer is the expected "iss" of the JWTs. Required.
+	Issuer string
+	// Resource is this server's canonical URL as clients address it (through
+	// the gateway); a JWT's "aud" must contain it. Required.
+	Resource string
+	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
+	HTTPClient *http.Client
+}
+
+// serverName is the name the server reports in the initialize response.
+const serverName = "phantom-token-example"
+
+// sessionTimeout closes MCP sessions that stay idle this long.
+const sessionTimeout = 10 * time.Minute
+
+// New returns the MCP endpoint handler (mount it at /mcp). Requests without
+// a valid JWT get 401 with a Bearer challenge and never reach MCP.
+//
+// The JWKS is fetched on the first request, not by New; its background
+// refresher stops when ctx is done, so cancel ctx when the handler is no
+// longer used.
+func New(ctx context.Context, cfg Config) (http.Handler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	v, err := newVerifier(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: serverName, Version: "1.0.0"}, nil)
+	addTools(server)
+	// Stateful sessions (Mcp-Session-Id); the SDK's DNS-rebinding protection
+	// stays on (see the package documentation).
+	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
+		&mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout})
+	return v.middleware(handler), nil
+}
+
+// validate checks that the required fields are set and well formed.
+func (c Config) validate() error {
+	if c.JWKSURL == "" {
+		return errors.New("mcpserver: JWKSURL is required")
+	}
+	u, err := url.Parse(c.JWKSURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("mcpserver: JWKSURL %q is not an absolute http(s) URL", c.JWKSURL)
+	}
+	if c.Issuer == "" {
+		return errors.New("mcpserver: Issuer is required")
+	}
+	if c.Resource == "" {
+		return errors.New("mcpserver: Resource is required")
+	}
+	return nil
+}
