@@ -272,7 +272,7 @@ func TestRunReportsFailures(t *testing.T) {
 	}
 	noCache := strings.Replace(string(body), "max_ttl 5m", "max_ttl 0", 1)
 	if noCache == string(body) {
-		t.Skip("Caddyfile.example has no 'max_ttl 5m' line to change")
+		t.Fatal("Caddyfile.example has no 'max_ttl 5m' line to change; update this test with the example")
 	}
 	path := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(path, []byte(noCache), 0o600); err != nil {
