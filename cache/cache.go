@@ -162,6 +162,14 @@ func hash64(k Key) uint64 {
 // (wall-clock, bucketed) reclamation has or has not done yet. A hit does not
 // allocate.
 func (c *Cache[V]) Get(key Key) (V, bool) {
+	return c.GetAt(key, c.now())
+}
+
+// GetAt is Get with the current time supplied by the caller, who must
+// read it from the same clock as the cache's. A handler that needs the
+// time anyway (to check a token's exp on every request) saves a second
+// clock read per lookup, which costs ~50 ns on virtual machines.
+func (c *Cache[V]) GetAt(key Key, now time.Time) (V, bool) {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -170,7 +178,7 @@ func (c *Cache[V]) Get(key Key) (V, bool) {
 	}
 	it, ok := c.rc.Get(hash64(key))
 	c.mu.RUnlock()
-	if !ok || it == nil || it.key != key || !c.now().Before(it.exp) {
+	if !ok || it == nil || it.key != key || !now.Before(it.exp) {
 		var zero V
 		return zero, false
 	}

@@ -20,6 +20,12 @@ type entry struct {
 	audience  []string
 	expiresAt time.Time // the earlier of the token's and the JWT's exp; zero if neither
 	notBefore time.Time
+
+	// userID, clientID and scope boxed once, for the placeholders:
+	// Replacer.Set takes an any, and converting a string to an any
+	// allocates, so setting the placeholders from the strings would cost
+	// three allocations on every hit.
+	userIDValue, clientIDValue, scopeValue any
 }
 
 // inactiveEntry is shared by every negative result; it holds nothing.
@@ -44,6 +50,7 @@ func newEntry(r *introspect.Result) *entry {
 	if e.userID == "" {
 		e.userID = e.clientID
 	}
+	e.userIDValue, e.clientIDValue, e.scopeValue = e.userID, e.clientID, e.scope
 	return e
 }
 
@@ -65,6 +72,9 @@ func earliest(a, b time.Time) time.Time {
 func (e *entry) cost() int64 {
 	const stringHeader = int(unsafe.Sizeof(""))
 	n := int(unsafe.Sizeof(*e)) + len(e.header) + len(e.userID) + len(e.clientID) + len(e.scope)
+	// Each boxed placeholder value is a string header on the heap; its
+	// bytes are shared with the strings counted above.
+	n += 3 * stringHeader
 	for _, s := range e.scopes {
 		n += stringHeader + len(s)
 	}

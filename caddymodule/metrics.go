@@ -10,15 +10,30 @@ import (
 	"github.com/phantomgate/caddy-phantom-token/introspect"
 )
 
-// Values of the "result" label of caddy_phantom_token_requests_total. The
-// label set is fixed: never a token, subject or client.
+// requestResult is a value of the "result" label of
+// caddy_phantom_token_requests_total, and of the phantom_token_cache access
+// log field. The label set is fixed: never a token, subject or client. It
+// is an index rather than the label string so that a request finds its
+// counter and log field by indexing, with no hashing or map lookup.
+type requestResult uint8
+
 const (
-	resultHit         = "hit"          // active entry from the cache
-	resultMiss        = "miss"         // introspected now (active or not)
-	resultNegativeHit = "negative_hit" // inactive entry from the cache
-	resultRejected    = "rejected"     // no or malformed credentials; the AS was not asked
-	resultASError     = "as_error"     // the AS was unreachable or misbehaved
+	resultHit         requestResult = iota // active entry from the cache
+	resultMiss                             // introspected now (active or not)
+	resultNegativeHit                      // inactive entry from the cache
+	resultRejected                         // no or malformed credentials; the AS was not asked
+	resultASError                          // the AS was unreachable or misbehaved
+	numResults
 )
+
+// resultLabels are the label values, by requestResult.
+var resultLabels = [numResults]string{
+	resultHit:         "hit",
+	resultMiss:        "miss",
+	resultNegativeHit: "negative_hit",
+	resultRejected:    "rejected",
+	resultASError:     "as_error",
+}
 
 // Values of the "outcome" label of the introspection latency histogram.
 const (
@@ -35,6 +50,11 @@ var metrics = struct {
 	once          sync.Once
 	requests      *prometheus.CounterVec
 	introspection *prometheus.HistogramVec
+	// requestsBy holds the requests counter's child per result, looked
+	// up once: WithLabelValues hashes the label values and takes a lock
+	// on every call, which the hit path would pay per request. The
+	// children stay valid because the vector is never reset.
+	requestsBy [numResults]prometheus.Counter
 }{}
 
 func initMetrics() {
@@ -52,6 +72,9 @@ func initMetrics() {
 			Help:      "Latency of calls to the authorization server, by outcome.",
 			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"outcome"})
+		for r := range numResults {
+			metrics.requestsBy[r] = metrics.requests.WithLabelValues(resultLabels[r])
+		}
 	})
 }
 
@@ -73,8 +96,8 @@ func registerMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
-func countRequest(result string) {
-	metrics.requests.WithLabelValues(result).Inc()
+func countRequest(result requestResult) {
+	metrics.requestsBy[result].Inc()
 }
 
 func observeIntrospection(outcome string, d time.Duration) {

@@ -47,7 +47,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	key := h.keyer.Key(token)
-	e, hit := h.tokens.Get(key)
+	// One clock read serves both the cache lookup and the authorization
+	// below (the cache's clock is now() too); a miss reads it again
+	// because the introspection took time.
+	t := now()
+	e, hit := h.tokens.GetAt(key, t)
 	if !hit {
 		var err error
 		traceparent := r.Header.Get("Traceparent")
@@ -57,6 +61,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if err != nil {
 			return h.loadFailed(w, r, token, err)
 		}
+		t = now()
 	}
 
 	result := resultMiss
@@ -69,7 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	countRequest(result)
 	addLogField(r, result)
 
-	switch h.authorize(e, now()) {
+	switch h.authorize(e, t) {
 	case invalidToken:
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
 	case insufficientScope:
@@ -83,9 +88,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	stripAccessTokenQuery(r)
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", e.userID)
-		repl.Set("http.auth.user.client_id", e.clientID)
-		repl.Set("http.auth.user.scope", e.scope)
+		// The values were boxed into anys when the entry was made, so
+		// these Sets do not allocate.
+		repl.Set("http.auth.user.id", e.userIDValue)
+		repl.Set("http.auth.user.client_id", e.clientIDValue)
+		repl.Set("http.auth.user.scope", e.scopeValue)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -149,10 +156,28 @@ func stripAccessTokenQuery(r *http.Request) {
 	r.RequestURI = r.URL.RequestURI()
 }
 
+// logFields are the phantom_token_cache access-log fields, by result, built
+// once rather than per request.
+var logFields = func() (f [numResults]zap.Field) {
+	for r := range numResults {
+		f[r] = zap.String("phantom_token_cache", resultLabels[r])
+	}
+	return f
+}()
+
 // addLogField adds the phantom_token_cache field to the access log entry.
-func addLogField(r *http.Request, result string) {
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.String("phantom_token_cache", result))
+//
+// It does nothing when the request's server has access logging off:
+// ExtraLogFields.Set allocates on every call (it resets an internal
+// sync.Map, and the first field of a request allocates the list), work
+// that no log line would ever show.
+func addLogField(r *http.Request, result requestResult) {
+	ctx := r.Context()
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs == nil {
+		return
+	}
+	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(logFields[result])
 	}
 }
 

@@ -32,6 +32,9 @@ fi
 echo "== root module"
 go vet ./...
 go test -race -count=1 ./...
+# Benchmarks once each, as a smoke test: numbers come from `go test -bench`
+# and the load harness (README, Performance), never from timed tests.
+go test -short -run '^$' -bench . -benchtime=1x ./... > /dev/null
 
 echo "== examples module"
 (cd examples && go vet ./... && go test -race -count=1 -timeout 20m ./...)

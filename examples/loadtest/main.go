@@ -1,0 +1,108 @@
+// Command loadtest measures what phantom_token costs on top of Caddy's
+// reverse_proxy, and checks that a burst of tokens never turns into a burst
+// on the authorization server (issue 5).
+//
+//	cd examples/loadtest && go run .          # full run, about 2.5 minutes on 2 cores
+//	cd examples/loadtest && go run . -quick   # smoke run, about 20 seconds
+//
+// It builds the custom Caddy (examples/caddy) into a temp dir and runs it as
+// its own process, with a fast upstream and a stub Curity-style AS (a ~1 KiB
+// RS256 JWT per token, verified by the gateway against the AS JWKS) on
+// 127.0.0.1 in this process. A small closed-loop HTTP/1.1 load generator
+// (fixed connections, fixed duration) measures, in alternating rounds so
+// every comparison is made in the same run:
+//
+//	(a)  plain reverse_proxy: the baseline
+//	(b)  phantom_token + reverse_proxy, cache hits on 1 token
+//	(b') the same over N distinct warm tokens (-warm-tokens, 10,000)
+//	(c)  misses: a new token on every request, AS latency -miss-latency (1 ms)
+//
+// then (d) a stampede: 1,000 concurrent requests on one cold token, and (e)
+// memory: a fresh Caddy whose cache has -mem-max-size, loaded with
+// -mem-tokens distinct tokens, RSS before and after. It prints one table.
+//
+// The generator shares the CPUs with Caddy, the upstream and the AS: the
+// absolute numbers say little; the ratios to (a), measured in the same run
+// (the median over rounds of each round's ratio), are the result.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+func main() {
+	cfg := defaultConfig()
+	flag.IntVar(&cfg.Concurrency, "c", cfg.Concurrency, "connections (closed-loop workers) for (a), (b), (b'), (c) and (e)")
+	flag.DurationVar(&cfg.Duration, "d", cfg.Duration, "duration of one measurement of (a), (b), (b') or (c)")
+	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of (a), (b), (b'), (c), alternating")
+	flag.IntVar(&cfg.WarmTokens, "warm-tokens", cfg.WarmTokens, "distinct warm tokens of (b')")
+	flag.DurationVar(&cfg.MissLatency, "miss-latency", cfg.MissLatency, "AS latency during (c)")
+	flag.IntVar(&cfg.StampedeRequests, "stampede", cfg.StampedeRequests, "concurrent requests of (d), on one cold token")
+	flag.DurationVar(&cfg.StampedeLatency, "stampede-latency", cfg.StampedeLatency, "AS latency during (d): long enough for every request to arrive while the one introspection is in flight")
+	flag.IntVar(&cfg.MemTokens, "mem-tokens", cfg.MemTokens, "distinct tokens cached in (e)")
+	flag.Int64Var(&cfg.MemMaxSize, "mem-max-size", cfg.MemMaxSize, "cache max_size in bytes for (e)")
+	flag.StringVar(&cfg.MemGoMemLimit, "mem-gomemlimit", "", "GOMEMLIMIT of the (e) Caddy process (e.g. 150MiB); empty leaves the Go default")
+	flag.StringVar(&cfg.Caddy, "caddy", "", `custom Caddy binary to run; empty builds examples/caddy; "inprocess" loads Caddy into this process`)
+	quick := flag.Bool("quick", false, "smoke run: short rounds, fewer tokens (about 20 s)")
+	flag.Parse()
+	if *quick {
+		cfg = cfg.quick()
+	}
+	rep, err := run(cfg, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+	if fails := rep.structuralFailures(); len(fails) > 0 {
+		for _, f := range fails {
+			fmt.Fprintln(os.Stderr, "loadtest: FAILED:", f)
+		}
+		os.Exit(1)
+	}
+}
+
+// config is what a run measures.
+type config struct {
+	Concurrency      int
+	Duration         time.Duration
+	Rounds           int
+	WarmTokens       int
+	MissLatency      time.Duration
+	StampedeRequests int
+	StampedeLatency  time.Duration
+	MemTokens        int
+	MemMaxSize       int64
+	MemGoMemLimit    string
+	Caddy            string
+	Quick            bool
+}
+
+func defaultConfig() config {
+	return config{
+		Concurrency:      16,
+		Duration:         2 * time.Second,
+		Rounds:           6,
+		WarmTokens:       10_000,
+		MissLatency:      time.Millisecond,
+		StampedeRequests: 1_000,
+		StampedeLatency:  300 * time.Millisecond,
+		MemTokens:        100_000,
+		MemMaxSize:       64 << 20,
+	}
+}
+
+// quick shrinks a run to a smoke test; the structural facts ((c) and (d))
+// stay exactly as meaningful.
+func (c config) quick() config {
+	c.Quick = true
+	c.Concurrency = 16
+	c.Duration = time.Second
+	c.Rounds = 1
+	c.WarmTokens = 1_000
+	c.MemTokens = 10_000
+	c.MemMaxSize = 4 << 20
+	return c
+}

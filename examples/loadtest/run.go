@@ -1,0 +1,532 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/cache"
+)
+
+// scenario is one row of the table.
+type scenario struct {
+	name    string
+	res     loadResult
+	asCalls int64
+	tokens  int64 // distinct tokens sent, where that matters
+	rss     int64 // the gateway's RSS after the scenario's last round
+	note    string
+}
+
+// report is a run's results.
+type report struct {
+	cfg                               config
+	a, b, bMany, c, d, e              scenario
+	rounds                            [][4]float64 // per round: rps of a, b, b', c
+	stampedeOK                        int64
+	memRSSBefore, memRSSAfter         int64
+	memHeapBefore, memHeapAfter       int64
+	memCachedHits, memCapacityAtMost  int64
+	memLoadErrors, memRerunASCalls    int64
+	gatewayKind, machine, goVersionTx string
+}
+
+// structuralFailures lists the facts that must hold whatever the timing:
+// one AS call for the stampede, one per token for misses, and no errors.
+func (r *report) structuralFailures() []string {
+	var f []string
+	if r.d.asCalls != 1 {
+		f = append(f, fmt.Sprintf("(d) stampede made %d AS calls, want 1", r.d.asCalls))
+	}
+	if r.stampedeOK != int64(r.cfg.StampedeRequests) {
+		f = append(f, fmt.Sprintf("(d) stampede: %d of %d requests got 200 (%s)", r.stampedeOK, r.cfg.StampedeRequests, r.d.res.firstErr))
+	}
+	if r.c.asCalls != r.c.tokens || r.c.tokens == 0 {
+		f = append(f, fmt.Sprintf("(c) misses made %d AS calls for %d distinct tokens, want equal", r.c.asCalls, r.c.tokens))
+	}
+	for _, s := range []*scenario{&r.a, &r.b, &r.bMany, &r.c, &r.e} {
+		if s.res.errors > 0 {
+			f = append(f, fmt.Sprintf("%s: %d failed requests (first: %s)", s.name, s.res.errors, s.res.firstErr))
+		}
+	}
+	if r.b.asCalls != 0 || r.bMany.asCalls != 0 {
+		f = append(f, fmt.Sprintf("(b)/(b') made AS calls while measuring hits: %d, %d", r.b.asCalls, r.bMany.asCalls))
+	}
+	return f
+}
+
+func run(cfg config, out io.Writer) (*report, error) {
+	raiseNoFile()
+	rep := &report{cfg: cfg, machine: machine(), goVersionTx: runtime.Version()}
+	dir, err := os.MkdirTemp("", "phantom-loadtest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	logf := func(format string, args ...any) { fmt.Fprintf(out, "# "+format+"\n", args...) }
+	bin := cfg.Caddy
+	switch bin {
+	case "":
+		logf("building the custom caddy (examples/caddy)…")
+		if bin, err = buildCaddy(dir); err != nil {
+			return nil, err
+		}
+		rep.gatewayKind = "separate process (examples/caddy)"
+	case "inprocess":
+		rep.gatewayKind = "in-process (smoke test)"
+	default:
+		rep.gatewayKind = "separate process (" + bin + ")"
+	}
+
+	// The upstream and the AS.
+	upAddr, stopUp, err := startServer(upstream())
+	if err != nil {
+		return nil, err
+	}
+	defer stopUp()
+	asLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	asAddr := asLn.Addr().String()
+	as, err := newStubAS("http://"+asAddr, resource)
+	if err != nil {
+		asLn.Close()
+		return nil, err
+	}
+	defer serveOn(asLn, as)()
+
+	addrs, err := freeAddrs(6)
+	if err != nil {
+		return nil, err
+	}
+	admin, addrA, addrB, addrC, memAdmin, addrE := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5]
+	start := func(name, admin, probe string, routes []route) (gateway, error) {
+		conf := gatewayConfig(dir, admin, asAddr, upAddr, routes)
+		if bin == "inprocess" {
+			return startInProcess(conf, probe)
+		}
+		var env []string
+		if name == "memory" && cfg.MemGoMemLimit != "" {
+			env = append(env, "GOMEMLIMIT="+cfg.MemGoMemLimit)
+		}
+		return startProcess(bin, dir, name, conf, probe, env...)
+	}
+
+	logf("gateway: %s; %s; %s", rep.gatewayKind, rep.machine, rep.goVersionTx)
+	gw, err := start("gateway", admin, addrA, []route{{listen: addrA}, {listen: addrB, asRoute: "hit"}, {listen: addrC, asRoute: "miss"}})
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = gw.stop()
+		}
+	}()
+
+	// Warm (b)'s one token and (b')'s tokens: one request each.
+	const hotToken = "hot-opaque-token-0123456789abcdef"
+	manyTokens := make([]string, cfg.WarmTokens)
+	for i := range manyTokens {
+		manyTokens[i] = fmt.Sprintf("warm-opaque-token-%07d", i)
+	}
+	logf("warming (b) with 1 token and (b') with %d tokens…", len(manyTokens))
+	if err := warmTokens(addrB, cfg.Concurrency, []string{hotToken}); err != nil {
+		return nil, err
+	}
+	if err := warmTokens(addrB, cfg.Concurrency, manyTokens); err != nil {
+		return nil, err
+	}
+	if got, want := as.callCount("hit"), int64(1+len(manyTokens)); got != want {
+		return nil, fmt.Errorf("warming made %d AS calls, want %d", got, want)
+	}
+
+	// Alternating rounds of (a), (b), (b'), (c); the order rotates each
+	// round so that no scenario always follows the same one.
+	rep.a.name, rep.b.name, rep.bMany.name, rep.c.name = "(a)", "(b)", "(b')", "(c)"
+	var missSeq atomic.Int64
+	type step struct {
+		s    *scenario
+		spec loadSpec
+		as   string
+		lat  time.Duration
+	}
+	spec := func(addr string, token func(w, i int) string) loadSpec {
+		return loadSpec{addr: addr, conc: cfg.Concurrency, duration: cfg.Duration, maxRequests: 1 << 40, token: token}
+	}
+	hot := func(int, int) string { return hotToken }
+	steps := []step{
+		{&rep.a, spec(addrA, hot), "", 0},
+		{&rep.b, spec(addrB, hot), "hit", 0},
+		{&rep.bMany, spec(addrB, func(w, i int) string {
+			return manyTokens[(w*len(manyTokens)/cfg.Concurrency+i)%len(manyTokens)]
+		}), "hit", 0},
+		{&rep.c, spec(addrC, func(int, int) string {
+			return "miss-opaque-token-" + strconv.FormatInt(missSeq.Add(1), 10)
+		}), "miss", cfg.MissLatency},
+	}
+	for r := range cfg.Rounds {
+		var rps [4]float64
+		for k := range steps {
+			j := (k + r) % len(steps)
+			st := steps[j]
+			as.setLatency(st.lat)
+			before := int64(0)
+			if st.as != "" {
+				before = as.callCount(st.as)
+			}
+			tokensBefore := missSeq.Load()
+			res, err := st.spec.run()
+			as.setLatency(0)
+			if err != nil {
+				return nil, err
+			}
+			if st.as != "" {
+				st.s.asCalls += as.callCount(st.as) - before
+			}
+			if st.s == &rep.c {
+				st.s.tokens += missSeq.Load() - tokensBefore
+			}
+			st.s.res.add(res)
+			st.s.rss = rssBytes(gw.pid())
+			rps[j] = res.rps()
+			logf("round %d %-4s %9.0f req/s  p50 %-8s p99 %-8s errors %d", r+1, st.s.name, res.rps(),
+				fmtDur(res.hist.quantile(0.5)), fmtDur(res.hist.quantile(0.99)), res.errors)
+		}
+		rep.rounds = append(rep.rounds, rps)
+	}
+
+	// (d) the stampede.
+	rep.d.name = "(d)"
+	as.setLatency(cfg.StampedeLatency)
+	before := as.callCount("miss")
+	res, ok, err := stampede(addrC, cfg.StampedeRequests, "stampede-opaque-token-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	as.setLatency(0)
+	if err != nil {
+		return nil, err
+	}
+	rep.d.res, rep.stampedeOK = *res, ok
+	rep.d.asCalls = as.callCount("miss") - before
+	rep.d.tokens = 1
+	rep.d.rss = rssBytes(gw.pid())
+	logf("stampede: %d requests on one cold token, %d answered 200, %d AS call(s)", cfg.StampedeRequests, ok, rep.d.asCalls)
+
+	stopped = true
+	if err := gw.stop(); err != nil {
+		return nil, err
+	}
+
+	// (e) memory, in a fresh gateway.
+	if err := runMemory(rep, as, start, memAdmin, addrE, logf); err != nil {
+		return nil, err
+	}
+
+	rep.print(out)
+	return rep, nil
+}
+
+// warmTokens requests every token once, from conc connections.
+func warmTokens(addr string, conc int, tokens []string) error {
+	var next atomic.Int64
+	res, err := loadSpec{
+		addr: addr, conc: min(conc, len(tokens)), duration: 10 * time.Minute, maxRequests: int64(len(tokens)),
+		token: func(int, int) string { return tokens[next.Add(1)-1] },
+	}.run()
+	if err != nil {
+		return err
+	}
+	if res.errors > 0 || res.requests != int64(len(tokens)) {
+		return fmt.Errorf("warming %s: %d of %d requests failed (first: %s)", addr, res.errors, len(tokens), res.firstErr)
+	}
+	return nil
+}
+
+// stampede opens n connections, then sends one request with the same cold
+// token on each at once, and waits for every answer.
+func stampede(addr string, n int, token string) (*loadResult, int64, error) {
+	conns := make([]*conn, n)
+	for i := range conns {
+		c, err := dial(addr)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.close()
+			}
+			return nil, 0, fmt.Errorf("stampede: dialling connection %d: %v", i, err)
+		}
+		conns[i] = c
+	}
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		res     loadResult
+		ok      atomic.Int64
+		release = make(chan struct{})
+	)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			t0 := time.Now()
+			status, err := c.do(token)
+			d := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.errors++
+				if res.firstErr == "" {
+					res.firstErr = err.Error()
+				}
+			case status != 200:
+				res.errors++
+				if res.firstErr == "" {
+					res.firstErr = "status " + strconv.Itoa(status)
+				}
+			default:
+				ok.Add(1)
+				res.requests++
+				res.hist.record(d)
+			}
+		}()
+	}
+	start := time.Now()
+	close(release)
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	return &res, ok.Load(), nil
+}
+
+// runMemory is (e): a fresh gateway with a bounded cache, loaded with
+// MemTokens distinct ~1 KiB-JWT tokens. RSS and the live heap (after a GC)
+// are read before and after. Then every token is requested again: each
+// one answered without an AS call was in the cache, and their number must
+// not exceed what max_size can hold.
+func runMemory(rep *report, as *stubAS, start func(name, admin, probe string, routes []route) (gateway, error),
+	admin, addr string, logf func(string, ...any)) error {
+	cfg := rep.cfg
+	rep.e.name = "(e)"
+	gw, err := start("memory", admin, addr, []route{{listen: addr, asRoute: "mem", maxSize: cfg.MemMaxSize, noNegative: true}})
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+
+	// Warm the process (JWKS, connection pools, first allocations) with
+	// a few tokens before the baseline.
+	warm := make([]string, 200)
+	for i := range warm {
+		warm[i] = fmt.Sprintf("mem-warmup-token-%04d", i)
+	}
+	if err := warmTokens(addr, cfg.Concurrency, warm); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond)
+	if rep.memHeapBefore, err = heapAfterGC(admin); err != nil {
+		return fmt.Errorf("reading the heap: %v", err)
+	}
+	rep.memRSSBefore = rssBytes(gw.pid())
+
+	tokens := make([]string, cfg.MemTokens)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("mem-opaque-token-%07d", i)
+	}
+	logf("(e): loading %d tokens into a cache of max_size %s…", len(tokens), fmtBytes(cfg.MemMaxSize))
+	before := as.callCount("mem")
+	var next atomic.Int64
+	res, err := loadSpec{
+		addr: addr, conc: cfg.Concurrency, duration: 10 * time.Minute, maxRequests: int64(len(tokens)),
+		token: func(int, int) string { return tokens[next.Add(1)-1] },
+	}.run()
+	if err != nil {
+		return err
+	}
+	rep.e.res = *res
+	rep.e.asCalls = as.callCount("mem") - before
+	rep.e.tokens = int64(len(tokens))
+	rep.memLoadErrors = res.errors
+	if rep.memHeapAfter, err = heapAfterGC(admin); err != nil {
+		return fmt.Errorf("reading the heap: %v", err)
+	}
+	time.Sleep(time.Second) // let the scavenger return what the GC freed
+	rep.memRSSAfter = rssBytes(gw.pid())
+	rep.e.rss = rep.memRSSAfter
+
+	// Re-run and count the answers served from the cache (200). The AS
+	// now calls every token inactive and negative caching is off, so a
+	// token that is not cached gets a 401 and is not stored: the re-run
+	// does not evict what it counts.
+	as.inactive.Store(true)
+	before = as.callCount("mem")
+	var prev atomic.Int64
+	rerun, err := loadSpec{
+		addr: addr, conc: cfg.Concurrency, duration: 10 * time.Minute, maxRequests: int64(len(tokens)),
+		token: func(int, int) string { return tokens[prev.Add(1)-1] },
+	}.run()
+	as.inactive.Store(false)
+	if err != nil {
+		return err
+	}
+	rep.memRerunASCalls = as.callCount("mem") - before
+	rep.memCachedHits = rerun.requests
+	if rerun.requests+rep.memRerunASCalls != int64(len(tokens)) {
+		return fmt.Errorf("(e) re-run: %d cached + %d AS calls != %d tokens (first error: %s)",
+			rerun.requests, rep.memRerunASCalls, len(tokens), rerun.firstErr)
+	}
+	// Every entry holds at least "Bearer <JWT>" and the cache's fixed
+	// per-entry overhead, so max_size cannot hold more than this many.
+	rep.memCapacityAtMost = cfg.MemMaxSize / int64(len("Bearer ")+len(as.jwt)+cache.EntryOverhead)
+	logf("(e): RSS %s -> %s, live heap %s -> %s; re-run: %d of %d from the cache (max_size holds at most %d)",
+		fmtBytes(rep.memRSSBefore), fmtBytes(rep.memRSSAfter), fmtBytes(rep.memHeapBefore), fmtBytes(rep.memHeapAfter),
+		rep.memCachedHits, len(tokens), rep.memCapacityAtMost)
+	return nil
+}
+
+// medianRatio is the median over rounds of s's req/s divided by (a)'s in
+// the same round: robust to a round disturbed by other work on the
+// machine, which a ratio of totals is not.
+func (r *report) medianRatio(s *scenario) float64 {
+	j := map[*scenario]int{&r.a: 0, &r.b: 1, &r.bMany: 2, &r.c: 3}[s]
+	var ratios []float64
+	for _, rr := range r.rounds {
+		if rr[0] > 0 {
+			ratios = append(ratios, rr[j]/rr[0])
+		}
+	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	if n := len(ratios); n%2 == 0 {
+		return (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	return ratios[len(ratios)/2]
+}
+
+// print writes the table and the targets.
+func (r *report) print(out io.Writer) {
+	cfg := r.cfg
+	a := r.a.res.rps()
+	ratio := func(s *scenario) string {
+		m := r.medianRatio(s)
+		if m == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", m)
+	}
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	fmt.Fprintf(w, "\nphantom_token load test — %s\n", r.machine)
+	fmt.Fprintf(w, "gateway: %s, %s; %d connections, %d rounds of %s per scenario, alternating;\n", r.gatewayKind, r.goVersionTx, cfg.Concurrency, cfg.Rounds, cfg.Duration)
+	fmt.Fprintf(w, "ratio to (a) = median over rounds of (req/s ÷ (a)'s req/s in the same round)\n\n")
+	fmt.Fprintf(w, "| scenario | req/s | p50 | p99 | ratio to (a) | AS calls | RSS |\n")
+	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|\n")
+	row := func(label string, s *scenario, rps, ratioS, as, rss string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", label, rps, fmtDur(s.res.hist.quantile(0.5)), fmtDur(s.res.hist.quantile(0.99)), ratioS, as, rss)
+	}
+	row("(a) reverse_proxy", &r.a, fmtInt(int64(a)), "1.00", "—", fmtBytes(r.a.rss))
+	row("(b) phantom_token hits, 1 token", &r.b, fmtInt(int64(r.b.res.rps())), ratio(&r.b), fmtInt(r.b.asCalls), fmtBytes(r.b.rss))
+	row(fmt.Sprintf("(b') hits, %s warm tokens", fmtInt(int64(cfg.WarmTokens))), &r.bMany, fmtInt(int64(r.bMany.res.rps())), ratio(&r.bMany), fmtInt(r.bMany.asCalls), fmtBytes(r.bMany.rss))
+	row(fmt.Sprintf("(c) misses, new token per request, AS %s", cfg.MissLatency), &r.c, fmtInt(int64(r.c.res.rps())), ratio(&r.c),
+		fmt.Sprintf("%s (tokens %s)", fmtInt(r.c.asCalls), fmtInt(r.c.tokens)), fmtBytes(r.c.rss))
+	row(fmt.Sprintf("(d) stampede, %s concurrent on 1 cold token, AS %s", fmtInt(int64(cfg.StampedeRequests)), cfg.StampedeLatency), &r.d,
+		fmtInt(int64(r.d.res.rps())), "—", fmtInt(r.d.asCalls), fmtBytes(r.d.rss))
+	row(fmt.Sprintf("(e) %s tokens, ~1 KiB JWTs, max_size %s", fmtInt(int64(cfg.MemTokens)), fmtBytes(cfg.MemMaxSize)), &r.e,
+		fmtInt(int64(r.e.res.rps())), "—", fmtInt(r.e.asCalls),
+		fmt.Sprintf("%s → %s (+%s)", fmtBytes(r.memRSSBefore), fmtBytes(r.memRSSAfter), fmtBytes(r.memRSSAfter-r.memRSSBefore)))
+
+	fmt.Fprintf(w, "\nper-round ratios to (a):")
+	for i, rr := range r.rounds {
+		if rr[0] > 0 {
+			fmt.Fprintf(w, "  round %d: b %.2f, b' %.2f, c %.2f;", i+1, rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
+		}
+	}
+	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size holds at most %s\n",
+		fmtBytes(r.memHeapBefore), fmtBytes(r.memHeapAfter), fmtBytes(r.memHeapAfter-r.memHeapBefore),
+		fmtInt(r.memCachedHits), fmtInt(int64(cfg.MemTokens)), fmtInt(r.memCapacityAtMost))
+
+	fmt.Fprintf(w, "\ntargets:\n")
+	check := func(ok bool, format string, args ...any) {
+		mark := "met   "
+		if !ok {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "  %s "+format+"\n", append([]any{mark}, args...)...)
+	}
+	bRatio, bmRatio := r.medianRatio(&r.b), r.medianRatio(&r.bMany)
+	dp99 := r.b.res.hist.quantile(0.99) - r.a.res.hist.quantile(0.99)
+	check(bRatio >= 0.95, "(b) ≥ 0.95 × (a) req/s: %.2f", bRatio)
+	check(dp99 <= 200*time.Microsecond, "(b) p99 ≤ (a) p99 + 0.2 ms: %+.3f ms", float64(dp99)/1e6)
+	check(bmRatio >= 0.90, "(b') ≥ 0.90 × (a) req/s: %.2f", bmRatio)
+	check(r.c.asCalls == r.c.tokens, "(c) AS calls = distinct tokens: %d = %d", r.c.asCalls, r.c.tokens)
+	check(r.d.asCalls == 1, "(d) exactly 1 AS call: %d", r.d.asCalls)
+	growth, limit := r.memRSSAfter-r.memRSSBefore, cfg.MemMaxSize*12/10
+	check(growth <= limit, "(e) RSS growth ≤ max_size + 20 %%: +%s ≤ %s", fmtBytes(growth), fmtBytes(limit))
+	heapGrowth := r.memHeapAfter - r.memHeapBefore
+	check(heapGrowth <= limit, "(e) live heap growth ≤ max_size + 20 %%: +%s ≤ %s", fmtBytes(heapGrowth), fmtBytes(limit))
+	check(r.memCachedHits <= r.memCapacityAtMost && r.memCachedHits < int64(cfg.MemTokens),
+		"(e) entries beyond max_size evicted: %s cached ≤ %s", fmtInt(r.memCachedHits), fmtInt(r.memCapacityAtMost))
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "—"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	}
+}
+
+func fmtBytes(n int64) string {
+	if n == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func fmtInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// machine names the CPU (from /proc/cpuinfo) and the CPU count.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d vCPU, %s", runtime.NumCPU(), model)
+}
