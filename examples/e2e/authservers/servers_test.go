@@ -213,11 +213,11 @@ func wantBadGateway(t *testing.T, c *caseEnv, token string) {
 // not called. This shows the gateway verifies the RFC 9701 answer it asked
 // for rather than trusting it. The modified block is the test's own.
 func rfc9701WrongKeysIsRefused(t *testing.T, c *caseEnv) {
-	const jwksLine = "as_jwks_uri            {$AS_ISSUER}/jwks"
+	const jwksLine = "as_jwks_uri {$AS_ISSUER}/jwks"
 	if !strings.Contains(c.block, jwksLine) {
 		t.Fatalf("the README rfc9701 block has no line %q to redirect", jwksLine)
 	}
-	block := strings.Replace(c.block, jwksLine, "as_jwks_uri            {$OTHER_JWKS_URI}", 1)
+	block := strings.Replace(c.block, jwksLine, "as_jwks_uri {$OTHER_JWKS_URI}", 1)
 	c.load(t, block, map[string]string{"OTHER_JWKS_URI": otherJWKS(t)})
 	wantBadGateway(t, c, c.as.token(t))
 }
