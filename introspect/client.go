@@ -1,7 +1,6 @@
 package introspect
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,36 +24,20 @@ func (c *Client) Introspect(ctx context.Context, token, traceparent string) (*Re
 	if token == "" {
 		return nil, errors.New("introspect: empty token")
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-
-	if !validTraceparent(traceparent) {
-		traceparent = ""
-	}
 	form := url.Values{
 		"token":           {token},
 		"token_type_hint": {"access_token"},
 	}
-	resp, err := c.send(ctx, form, traceparent)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
+	return roundTrip(ctx, &c.poster, form, traceparent, c.handleReply)
+}
 
-	switch {
-	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent:
+// handleReply dispatches the introspection endpoint's reply on its status.
+func (c *Client) handleReply(ctx context.Context, resp *http.Response) (*Result, error) {
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent:
 		return c.handleSuccess(ctx, resp)
-	case resp.StatusCode == http.StatusServiceUnavailable:
-		c.drain(resp.Body)
-		e := unavailable(resp.StatusCode, "introspection endpoint answered status %d", resp.StatusCode)
-		e.RetryAfter = parseRetryAfter(resp.Header, c.now())
-		return nil, e
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		c.drain(resp.Body)
-		return nil, badResponse(resp.StatusCode, "introspection endpoint answered status %d (redirects are not followed)", resp.StatusCode)
 	default:
-		c.drain(resp.Body)
-		return nil, badResponse(resp.StatusCode, "introspection endpoint answered status %d", resp.StatusCode)
+		return nil, c.statusError(resp)
 	}
 }
 
@@ -79,19 +62,9 @@ func (c *Client) handleJWT(ctx context.Context, resp *http.Response, maxAge time
 		c.drain(resp.Body)
 		return &Result{Active: false, MaxAge: maxAge}, nil
 	}
-	switch mt := mediaType(resp.Header); mt {
-	case "application/jwt", "application/at+jwt":
-	default:
-		c.drain(resp.Body)
-		return nil, badResponse(status, "introspection response has media type %q, want %q", mt, "application/jwt")
-	}
-	body, err := c.readBody(ctx, resp)
+	jwt, err := c.readJWTReply(ctx, resp, "application/jwt", "application/at+jwt")
 	if err != nil {
 		return nil, err
-	}
-	jwt := string(bytes.TrimSpace(body))
-	if jwt == "" {
-		return nil, badResponse(status, "introspection response is empty")
 	}
 	jws, err := parseCompactJWS(jwt)
 	if err != nil {
@@ -116,22 +89,13 @@ func (c *Client) handleJWT(ctx context.Context, resp *http.Response, maxAge time
 func (c *Client) handleJSON(ctx context.Context, resp *http.Response, maxAge time.Duration) (*Result, error) {
 	status := resp.StatusCode
 	if status == http.StatusNoContent {
-		c.drain(resp.Body)
-		return nil, badResponse(status, "introspection endpoint answered status %d, want a json body", status)
+		return nil, c.noContentError(resp, "a json body")
 	}
-	if mt := mediaType(resp.Header); mt != "application/json" {
-		c.drain(resp.Body)
-		return nil, badResponse(status, "introspection response has media type %q, want %q", mt, "application/json")
-	}
-	body, err := c.readBody(ctx, resp)
+	cl, err := c.readJSONReply(ctx, resp)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := parseJSONObject(body)
-	if err != nil {
-		return nil, badResponse(status, "introspection response is not a json object")
-	}
-	return c.decide(ctx, status, claims(obj), maxAge, "introspection response")
+	return c.decide(ctx, status, cl, maxAge, "introspection response")
 }
 
 // decide reads an RFC 7662 introspection object (the JSON reply, or the

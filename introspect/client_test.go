@@ -228,10 +228,7 @@ func TestIntrospectJWTFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hdr []string
-			if tt.ctype != "" {
-				hdr = []string{"Content-Type", tt.ctype}
-			}
+			hdr := withContentType(tt.ctype)
 			as := newFakeAS(t, func(w http.ResponseWriter, r *http.Request) {
 				if tt.ctype == "" {
 					w.Header()["Content-Type"] = nil // suppress sniffing
@@ -361,10 +358,7 @@ func TestIntrospectJSONFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hdr []string
-			if tt.ctype != "" {
-				hdr = []string{"Content-Type", tt.ctype}
-			}
+			hdr := withContentType(tt.ctype)
 			as := newFakeAS(t, reply(tt.status, tt.body, hdr...))
 			c := newTestClient(t, as.URL, func(c *Config) {
 				c.Format, c.JWTClaim, c.Issuer, c.MaxBodyBytes = FormatJSON, "phantom_token", tt.issuer, 4096
@@ -580,16 +574,11 @@ func countingClient(n *atomic.Int32) *http.Client {
 }
 
 func TestIntrospectConnectionRefusedRetriedOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: connection refused
+	addr := closedAddr(t) // nothing listens: connection refused
 
 	var dials atomic.Int32
 	c := newTestClient(t, "http://"+addr+"/introspect", func(c *Config) { c.HTTPClient = countingClient(&dials) })
-	_, err = c.Introspect(context.Background(), testToken, "")
+	_, err := c.Introspect(context.Background(), testToken, "")
 	e := wantKind(t, err, KindUnavailable, 0, addr+"/introspect")
 	if !strings.Contains(e.Error(), "refused") {
 		t.Fatalf("message should name the cause: %q", e)
@@ -705,16 +694,10 @@ func TestIntrospectWithVerifier(t *testing.T) {
 	}
 
 	t.Run("jwks down", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		v := newTestVerifier(t, "http://"+addr+"/jwks")
+		v := newTestVerifier(t, "http://"+closedAddr(t)+"/jwks")
 		as := newFakeAS(t, reply(200, good, "Content-Type", "application/jwt"))
 		c := newTestClient(t, as.URL, func(c *Config) { c.Verifier = v })
-		_, err = c.Introspect(context.Background(), testToken, "")
+		_, err := c.Introspect(context.Background(), testToken, "")
 		wantKind(t, err, KindUnavailable, 200, good)
 	})
 }

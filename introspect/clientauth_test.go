@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,11 +200,7 @@ func TestClientAuthConfig(t *testing.T) {
 	ecPub := publicJWK(t, ecKey, "", "")
 	tlsClient := &http.Client{Transport: &http.Transport{}}
 	base := Config{Endpoint: "https://as.example.com/introspect", ClientID: "gw"}
-	tests := []struct {
-		name    string
-		mod     func(*Config)
-		wantErr string
-	}{
+	tests := []configCase[Config]{
 		{"private_key_jwt", func(c *Config) { c.ClientAuth, c.AssertionKey = PrivateKeyJWT, ecPriv }, ""},
 		{"private_key_jwt without key", func(c *Config) { c.ClientAuth = PrivateKeyJWT }, "needs an assertion key"},
 		{"private_key_jwt with secret", func(c *Config) { c.ClientAuth, c.AssertionKey, c.ClientSecret = PrivateKeyJWT, ecPriv, testSecret }, "client_secret is not used"},
@@ -229,23 +224,7 @@ func TestClientAuthConfig(t *testing.T) {
 		}, ""},
 		{"tls_client_auth with secret", func(c *Config) { c.ClientAuth, c.HTTPClient, c.ClientSecret = TLSClientAuth, tlsClient, testSecret }, "client_secret is not used"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			tt.mod(&cfg)
-			_, err := New(cfg)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-			assertNoLeak(t, err)
-		})
-	}
+	runConfigCases(t, base, tests, New, nil, func(t *testing.T, err error) { assertNoLeak(t, err) })
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

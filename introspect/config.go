@@ -134,32 +134,22 @@ type Client struct {
 	jwtClaim string
 	issuer   string
 	verifier *JWKSVerifier
-	timeout  time.Duration
 	iatSkew  time.Duration
-	now      func() time.Time
 }
 
 // New validates cfg, applies defaults and returns a Client. It performs no
 // network I/O, so it is safe to call while provisioning or validating a
 // configuration offline.
 func New(cfg Config) (*Client, error) {
-	if cfg.Endpoint == "" {
-		return nil, errors.New("endpoint is required")
-	}
-	if err := CheckURL(cfg.Endpoint); err != nil {
-		return nil, fmt.Errorf("endpoint: %w", err)
+	if err := checkEndpoint("endpoint", cfg.Endpoint); err != nil {
+		return nil, err
 	}
 	c := &Client{
 		format:   cfg.Format,
 		jwtClaim: cfg.JWTClaim,
 		issuer:   cfg.Issuer,
 		verifier: cfg.Verifier,
-		timeout:  cfg.Timeout,
 		iatSkew:  cfg.MaxIATSkew,
-		now:      cfg.Now,
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 
 	switch c.format {
@@ -193,33 +183,33 @@ func New(cfg Config) (*Client, error) {
 	case c.iatSkew == 0:
 		c.iatSkew = DefaultMaxIATSkew
 	}
-	switch {
-	case c.timeout < 0:
-		return nil, fmt.Errorf("timeout must not be negative, got %s", c.timeout)
-	case c.timeout == 0:
-		c.timeout = DefaultTimeout
-	}
 
-	p, err := newPoster(posterConfig{
+	p, err := newPoster(cfg.posterConfig(accept))
+	if err != nil {
+		return nil, err
+	}
+	c.poster = *p
+	return c, nil
+}
+
+// posterConfig returns the settings cfg shares with [ExchangeConfig].
+func (cfg Config) posterConfig(accept string) posterConfig {
+	return posterConfig{
 		name:       "introspection",
 		endpoint:   cfg.Endpoint,
 		accept:     accept,
+		timeout:    cfg.Timeout,
 		maxBody:    cfg.MaxBodyBytes,
 		httpClient: cfg.HTTPClient,
+		now:        cfg.Now,
 		auth: authConfig{
 			method:   cfg.ClientAuth,
 			clientID: cfg.ClientID,
 			secret:   cfg.ClientSecret,
 			key:      cfg.AssertionKey,
 			audience: cfg.AssertionAudience,
-			now:      c.now,
 		},
-	})
-	if err != nil {
-		return nil, err
 	}
-	c.poster = *p
-	return c, nil
 }
 
 // CloseIdleConnections closes idle connections of the Client's own HTTP

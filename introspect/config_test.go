@@ -10,11 +10,7 @@ import (
 
 func TestNewValidation(t *testing.T) {
 	ok := Config{Endpoint: "https://as.example.com/introspect", ClientID: "gw", ClientSecret: testSecret}
-	tests := []struct {
-		name    string
-		mod     func(*Config)
-		wantErr string // substring; "" = must succeed
-	}{
+	tests := []configCase[Config]{
 		{"valid https", nil, ""},
 		{"missing endpoint", func(c *Config) { c.Endpoint = "" }, "endpoint is required"},
 		{"relative endpoint", func(c *Config) { c.Endpoint = "/introspect" }, "endpoint"},
@@ -40,36 +36,18 @@ func TestNewValidation(t *testing.T) {
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout must not be negative"},
 		{"negative max body", func(c *Config) { c.MaxBodyBytes = -1 }, "max_body_bytes must not be negative"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := ok
-			if tt.mod != nil {
-				tt.mod(&cfg)
-			}
-			c, err := New(cfg)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				if c == nil {
-					t.Fatal("nil client")
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("want error containing %q, got nil", tt.wantErr)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %q does not contain %q", err, tt.wantErr)
-			}
-			if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "u:p@") {
-				t.Fatalf("error leaks a credential: %q", err)
-			}
-			if m := err.Error(); m[0] >= 'A' && m[0] <= 'Z' || strings.HasSuffix(m, ".") {
-				t.Fatalf("error style: %q", m)
-			}
-		})
-	}
+	runConfigCases(t, ok, tests, New, func(t *testing.T, c *Client) {
+		if c == nil {
+			t.Fatal("nil client")
+		}
+	}, func(t *testing.T, err error) {
+		if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "u:p@") {
+			t.Fatalf("error leaks a credential: %q", err)
+		}
+		if m := err.Error(); m[0] >= 'A' && m[0] <= 'Z' || strings.HasSuffix(m, ".") {
+			t.Fatalf("error style: %q", m)
+		}
+	})
 }
 
 func TestNewDefaults(t *testing.T) {

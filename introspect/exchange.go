@@ -79,8 +79,6 @@ type Exchanger struct {
 	scope     string
 	verifier  *JWKSVerifier
 	issuer    string
-	timeout   time.Duration
-	now       func() time.Time
 }
 
 // Exchanged is the outcome of a successful token exchange.
@@ -99,11 +97,8 @@ type Exchanged struct {
 // NewExchanger validates cfg, applies defaults and returns an Exchanger. It
 // performs no network I/O.
 func NewExchanger(cfg ExchangeConfig) (*Exchanger, error) {
-	if cfg.Endpoint == "" {
-		return nil, errors.New("token exchange endpoint is required")
-	}
-	if err := CheckURL(cfg.Endpoint); err != nil {
-		return nil, fmt.Errorf("token exchange endpoint: %w", err)
+	if err := checkEndpoint("token exchange endpoint", cfg.Endpoint); err != nil {
+		return nil, err
 	}
 	e := &Exchanger{
 		requested: cfg.RequestedTokenType,
@@ -112,11 +107,6 @@ func NewExchanger(cfg ExchangeConfig) (*Exchanger, error) {
 		scope:     cfg.Scope,
 		verifier:  cfg.Verifier,
 		issuer:    cfg.Issuer,
-		timeout:   cfg.Timeout,
-		now:       cfg.Now,
-	}
-	if e.now == nil {
-		e.now = time.Now
 	}
 	switch e.requested {
 	case "":
@@ -130,32 +120,32 @@ func NewExchanger(cfg ExchangeConfig) (*Exchanger, error) {
 			return nil, errors.New("token exchange resource must be an absolute uri without a fragment")
 		}
 	}
-	switch {
-	case e.timeout < 0:
-		return nil, fmt.Errorf("timeout must not be negative, got %s", e.timeout)
-	case e.timeout == 0:
-		e.timeout = DefaultTimeout
+	p, err := newPoster(cfg.posterConfig())
+	if err != nil {
+		return nil, err
 	}
-	p, err := newPoster(posterConfig{
+	e.poster = *p
+	return e, nil
+}
+
+// posterConfig returns the settings cfg shares with [Config].
+func (cfg ExchangeConfig) posterConfig() posterConfig {
+	return posterConfig{
 		name:       "token exchange",
 		endpoint:   cfg.Endpoint,
 		accept:     "application/json",
+		timeout:    cfg.Timeout,
 		maxBody:    cfg.MaxBodyBytes,
 		httpClient: cfg.HTTPClient,
+		now:        cfg.Now,
 		auth: authConfig{
 			method:   cfg.ClientAuth,
 			clientID: cfg.ClientID,
 			secret:   cfg.ClientSecret,
 			key:      cfg.AssertionKey,
 			audience: cfg.AssertionAudience,
-			now:      e.now,
 		},
-	})
-	if err != nil {
-		return nil, err
 	}
-	e.poster = *p
-	return e, nil
 }
 
 // CloseIdleConnections closes idle connections of the Exchanger's own HTTP
@@ -178,11 +168,6 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, traceparent stri
 	if subjectToken == "" {
 		return nil, errors.New("token exchange: empty subject token")
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	if !validTraceparent(traceparent) {
-		traceparent = ""
-	}
 	form := url.Values{
 		"grant_type":           {grantTypeTokenExchange},
 		"subject_token":        {subjectToken},
@@ -198,27 +183,17 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, traceparent stri
 	if e.scope != "" {
 		form.Set("scope", e.scope)
 	}
-	resp, err := e.send(ctx, form, traceparent)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
+	return roundTrip(ctx, &e.poster, form, traceparent, e.handleReply)
+}
 
-	switch status := resp.StatusCode; {
-	case status == http.StatusOK:
+// handleReply dispatches the token endpoint's reply on its status.
+func (e *Exchanger) handleReply(ctx context.Context, resp *http.Response) (*Exchanged, error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
 		return e.handleIssued(ctx, resp)
-	case status == http.StatusBadRequest:
+	case http.StatusBadRequest:
 		return nil, e.handleRefusal(ctx, resp)
-	case status == http.StatusServiceUnavailable:
-		e.drain(resp.Body)
-		err := unavailable(status, "token exchange endpoint answered status %d", status)
-		err.RetryAfter = parseRetryAfter(resp.Header, e.now())
-		return nil, err
-	case status >= 300 && status < 400:
-		e.drain(resp.Body)
-		return nil, badResponse(status, "token exchange endpoint answered status %d (redirects are not followed)", status)
 	default:
-		e.drain(resp.Body)
-		return nil, badResponse(status, "token exchange endpoint answered status %d", status)
+		return nil, e.statusError(resp)
 	}
 }

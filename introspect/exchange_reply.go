@@ -59,19 +59,10 @@ func (e *Exchanger) handleRefusal(ctx context.Context, resp *http.Response) erro
 // handleIssued checks a 200 reply (RFC 8693 §2.2.1) and the JWT it issues.
 func (e *Exchanger) handleIssued(ctx context.Context, resp *http.Response) (*Exchanged, error) {
 	status := resp.StatusCode
-	if mt := mediaType(resp.Header); mt != "application/json" {
-		e.drain(resp.Body)
-		return nil, badResponse(status, "token exchange response has media type %q, want %q", mt, "application/json")
-	}
-	body, err := e.readBody(ctx, resp)
+	cl, err := e.readJSONReply(ctx, resp)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := parseJSONObject(body)
-	if err != nil {
-		return nil, badResponse(status, "token exchange response is not a json object")
-	}
-	cl := claims(obj)
 
 	issued, err := cl.str("issued_token_type")
 	if err != nil || !e.acceptsIssuedType(issued) {

@@ -187,10 +187,7 @@ func TestExchangeResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hdr := tt.headers
-			if tt.ctype != "" {
-				hdr = append([]string{"Content-Type", tt.ctype}, hdr...)
-			}
+			hdr := withContentType(tt.ctype, tt.headers...)
 			as := newFakeAS(t, reply(tt.status, tt.body, hdr...))
 			e := newTestExchanger(t, as.URL, func(c *ExchangeConfig) {
 				c.Issuer, c.Resource, c.RequestedTokenType, c.MaxBodyBytes = testIssuer, testResource, tt.requested, 4096
@@ -300,11 +297,7 @@ func TestExchangePrivateKeyJWT(t *testing.T) {
 
 func TestNewExchangerValidation(t *testing.T) {
 	base := ExchangeConfig{Endpoint: "https://as.example.com/token", ClientID: "gw", ClientSecret: testSecret}
-	tests := []struct {
-		name    string
-		mod     func(*ExchangeConfig)
-		wantErr string
-	}{
+	tests := []configCase[ExchangeConfig]{
 		{"valid", func(*ExchangeConfig) {}, ""},
 		{"no endpoint", func(c *ExchangeConfig) { c.Endpoint = "" }, "token exchange endpoint is required"},
 		{"http endpoint", func(c *ExchangeConfig) { c.Endpoint = "http://as.example.com/token" }, "token exchange endpoint: http is only allowed"},
@@ -317,26 +310,11 @@ func TestNewExchangerValidation(t *testing.T) {
 		{"negative body cap", func(c *ExchangeConfig) { c.MaxBodyBytes = -1 }, "max_body_bytes must not be negative"},
 		{"private_key_jwt without key", func(c *ExchangeConfig) { c.ClientAuth, c.ClientSecret = PrivateKeyJWT, "" }, "needs an assertion key"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			tt.mod(&cfg)
-			e, err := NewExchanger(cfg)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if e.requested == "" || e.timeout != DefaultTimeout || e.maxBody != DefaultMaxBodyBytes {
-					t.Fatalf("defaults: %q %s %d", e.requested, e.timeout, e.maxBody)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-			assertNoLeak(t, err)
-		})
-	}
+	runConfigCases(t, base, tests, NewExchanger, func(t *testing.T, e *Exchanger) {
+		if e.requested == "" || e.timeout != DefaultTimeout || e.maxBody != DefaultMaxBodyBytes {
+			t.Fatalf("defaults: %q %s %d", e.requested, e.timeout, e.maxBody)
+		}
+	}, func(t *testing.T, err error) { assertNoLeak(t, err) })
 }
 
 func TestErrorKindString(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,6 +192,75 @@ func reply(status int, body string, headers ...string) http.HandlerFunc {
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
+	}
+}
+
+// withContentType returns reply's header pairs: Content-Type ctype first
+// when ctype is set, then extra.
+func withContentType(ctype string, extra ...string) []string {
+	if ctype == "" {
+		return extra
+	}
+	return append([]string{"Content-Type", ctype}, extra...)
+}
+
+// closedAddr returns a loopback host:port nothing listens on, so a
+// connection to it is refused.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// wantErrContaining fails unless err is an error whose message contains
+// want.
+func wantErrContaining(t testing.TB, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+// configCase is one row of a constructor's validation table: mod (nil for
+// none) adjusts a valid base configuration, and wantErr is a substring of
+// the expected error, "" when construction must succeed.
+type configCase[C any] struct {
+	name    string
+	mod     func(*C)
+	wantErr string
+}
+
+// runConfigCases builds every case's configuration with build, as a
+// subtest. A success is then checked by ok, a failure must contain wantErr
+// and is then checked by failed (either check may be nil).
+func runConfigCases[C, T any](t *testing.T, base C, cases []configCase[C], build func(C) (T, error), ok func(*testing.T, T), failed func(*testing.T, error)) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			if tt.mod != nil {
+				tt.mod(&cfg)
+			}
+			got, err := build(cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("constructor: %v", err)
+				}
+				if ok != nil {
+					ok(t, got)
+				}
+				return
+			}
+			wantErrContaining(t, err, tt.wantErr)
+			if failed != nil {
+				failed(t, err)
+			}
+		})
 	}
 }
 

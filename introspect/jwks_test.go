@@ -2,7 +2,6 @@ package introspect
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -238,13 +237,7 @@ func TestJWKSVerifierFetchFailures(t *testing.T) {
 
 func TestJWKSVerifierUnreachable(t *testing.T) {
 	testKeys(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	v := newTestVerifier(t, "http://"+addr+"/jwks")
+	v := newTestVerifier(t, "http://"+closedAddr(t)+"/jwks")
 	jwt := []byte(signJWT(t, "ES256", ecKey, "ec", map[string]any{}, nil))
 	wantKind(t, v.Verify(t.Context(), jwt), KindUnavailable, 0)
 }

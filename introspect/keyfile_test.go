@@ -101,9 +101,7 @@ func TestLoadPrivateKey(t *testing.T) {
 			}
 			key, err := LoadPrivateKey(path)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+				wantErrContaining(t, err, tt.wantErr)
 				if !strings.Contains(err.Error(), path) {
 					t.Fatalf("error does not name the file: %v", err)
 				}

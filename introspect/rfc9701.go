@@ -1,7 +1,6 @@
 package introspect
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"slices"
@@ -26,25 +25,15 @@ const errMsgRFC9701AsJSON = "authorization server answered application/json to a
 func (c *Client) handleRFC9701(ctx context.Context, resp *http.Response, maxAge time.Duration) (*Result, error) {
 	status := resp.StatusCode
 	if status == http.StatusNoContent {
-		c.drain(resp.Body)
-		return nil, badResponse(status, "introspection endpoint answered status %d, want a signed jwt", status)
+		return nil, c.noContentError(resp, "a signed jwt")
 	}
-	switch mt := mediaType(resp.Header); mt {
-	case mediaTypeIntrospectionJWT:
-	case "application/json":
+	if mediaType(resp.Header) == "application/json" {
 		c.drain(resp.Body)
 		return nil, badResponse(status, errMsgRFC9701AsJSON)
-	default:
-		c.drain(resp.Body)
-		return nil, badResponse(status, "introspection response has media type %q, want %q", mt, mediaTypeIntrospectionJWT)
 	}
-	body, err := c.readBody(ctx, resp)
+	jwt, err := c.readJWTReply(ctx, resp, mediaTypeIntrospectionJWT)
 	if err != nil {
 		return nil, err
-	}
-	jwt := string(bytes.TrimSpace(body))
-	if jwt == "" {
-		return nil, badResponse(status, "introspection response is empty")
 	}
 	msg, err := parseJWS(jwt)
 	if err != nil {

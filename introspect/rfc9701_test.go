@@ -138,10 +138,7 @@ func TestIntrospectRFC9701(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hdr []string
-			if tt.ctype != "" {
-				hdr = []string{"Content-Type", tt.ctype}
-			}
+			hdr := withContentType(tt.ctype)
 			as := newFakeAS(t, reply(tt.status, tt.body, hdr...))
 			v := newTestVerifier(t, jwks.URL)
 			c := newTestClient(t, as.URL, func(c *Config) {
@@ -212,36 +209,18 @@ func TestRFC9701Config(t *testing.T) {
 	testKeys(t)
 	v := newTestVerifier(t, "https://as.example.com/jwks")
 	base := Config{Endpoint: "https://as.example.com/introspect", ClientID: "gw", ClientSecret: testSecret, Format: FormatRFC9701}
-	tests := []struct {
-		name    string
-		mod     func(*Config)
-		wantErr string
-	}{
+	tests := []configCase[Config]{
 		{"complete", func(c *Config) { c.Verifier, c.Issuer = v, testIssuer }, ""},
 		{"with jwt_claim", func(c *Config) { c.Verifier, c.Issuer, c.JWTClaim = v, testIssuer, "jwt" }, ""},
 		{"no verifier", func(c *Config) { c.Issuer = testIssuer }, "needs the as jwks"},
 		{"no issuer", func(c *Config) { c.Verifier = v }, "needs the issuer"},
 		{"negative skew", func(c *Config) { c.Verifier, c.Issuer, c.MaxIATSkew = v, testIssuer, -time.Second }, "max_iat_skew must not be negative"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			tt.mod(&cfg)
-			c, err := New(cfg)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if c.accept != ctIntrospectionJWT {
-					t.Fatalf("accept = %q", c.accept)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
+	runConfigCases(t, base, tests, New, func(t *testing.T, c *Client) {
+		if c.accept != ctIntrospectionJWT {
+			t.Fatalf("accept = %q", c.accept)
+		}
+	}, nil)
 }
 
 // A JSON reply without jwt_claim decides and reports claims, and forwards
