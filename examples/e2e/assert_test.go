@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 )
 
 // challenge is one parsed WWW-Authenticate challenge (RFC 9110 §11.6.1).
@@ -127,9 +129,9 @@ func (c challenge) wantNoParam(t *testing.T, name string) {
 // verified, as a JSON object.
 func whoamiClaims(t *testing.T, text string) map[string]any {
 	t.Helper()
-	var claims map[string]any
-	if err := json.Unmarshal([]byte(text), &claims); err != nil {
-		t.Fatalf("whoami text is not a JSON object: %v\n%s", err, text)
+	claims, err := gatewaytest.WhoamiClaims(text)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
 	}
 	return claims
 }
@@ -145,7 +147,7 @@ func (s *stack) wantAgentClaims(t *testing.T, claims map[string]any) {
 			t.Errorf("claim %s = %v, want %q", name, claims[name], want)
 		}
 	}
-	if aud := audience(claims["aud"]); !slices.Equal(aud, []string{s.resource}) {
+	if aud := gatewaytest.Audience(claims["aud"]); !slices.Equal(aud, []string{s.resource}) {
 		t.Errorf("claim aud = %v, want exactly [%s]", claims["aud"], s.resource)
 	}
 	if scope, _ := claims["scope"].(string); !slices.Contains(strings.Fields(scope), scopeTools) {
@@ -156,26 +158,10 @@ func (s *stack) wantAgentClaims(t *testing.T, claims map[string]any) {
 	}
 }
 
-// audience normalizes an "aud" claim (a string or an array) to a list.
-func audience(v any) []string {
-	switch a := v.(type) {
-	case string:
-		return []string{a}
-	case []any:
-		out := make([]string, 0, len(a))
-		for _, e := range a {
-			s, _ := e.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	return nil
-}
-
 // wantUpstreamSawOnlyJWTs checks every request that reached the MCP server:
 // it carried "Authorization: Bearer <JWT>" with a JOSE header typ at+jwt,
 // and the opaque token appears in none of its headers.
-func wantUpstreamSawOnlyJWTs(t *testing.T, reqs []upstreamRequest, opaque string) {
+func wantUpstreamSawOnlyJWTs(t *testing.T, reqs []gatewaytest.Request, opaque string) {
 	t.Helper()
 	if len(reqs) == 0 {
 		t.Fatal("no request reached the MCP server")
@@ -226,7 +212,7 @@ func joseType(compact string) string {
 
 // wantSessionDeleted checks that a DELETE for sessionID reached the MCP
 // server and got a 2xx.
-func wantSessionDeleted(t *testing.T, reqs []upstreamRequest, sessionID string) {
+func wantSessionDeleted(t *testing.T, reqs []gatewaytest.Request, sessionID string) {
 	t.Helper()
 	for _, r := range reqs {
 		if r.Method == http.MethodDelete && r.Header.Get("Mcp-Session-Id") == sessionID {
@@ -240,7 +226,7 @@ func wantSessionDeleted(t *testing.T, reqs []upstreamRequest, sessionID string) 
 }
 
 // summary lists method, session and status of each upstream request.
-func summary(reqs []upstreamRequest) string {
+func summary(reqs []gatewaytest.Request) string {
 	parts := make([]string, len(reqs))
 	for i, r := range reqs {
 		parts[i] = fmt.Sprintf("%s(session=%q, status=%d)", r.Method, r.Header.Get("Mcp-Session-Id"), r.Status)

@@ -9,20 +9,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 )
-
-// bearerTransport adds "Authorization: Bearer <token>" to every request, as
-// an MCP client holding an opaque token does.
-type bearerTransport struct {
-	base  http.RoundTripper
-	token string
-}
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
 
 // connectGoClient opens an MCP session through the gateway with the go-sdk
 // client and an opaque bearer token.
@@ -33,14 +22,13 @@ func (s *stack) connectGoClient(t *testing.T, ctx context.Context, token string,
 	// its standalone SSE stream inside Connect with a context of its own, so
 	// a gateway that held back the headers would otherwise hang the test.
 	base.ResponseHeaderTimeout = 10 * time.Second
-	t.Cleanup(base.CloseIdleConnections)
-	transport := &mcp.StreamableClientTransport{
-		Endpoint:   s.resource,
-		HTTPClient: &http.Client{Transport: bearerTransport{base: base, token: token}},
-		MaxRetries: -1, // a failure here is a finding, not something to retry
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "phantom-token-e2e", Version: "1.0.0"}, opts)
-	cs, err := client.Connect(ctx, transport, nil)
+	cs, err := gatewaytest.Connect(ctx, t, gatewaytest.ClientConfig{
+		Endpoint: s.resource,
+		Token:    token,
+		Name:     "phantom-token-e2e",
+		Base:     base,
+		Options:  opts,
+	})
 	if err != nil {
 		t.Fatalf("initialize through the gateway: %v", err)
 	}
@@ -115,18 +103,11 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 	})
 
 	t.Run("tools/call whoami returns the verified JWT claims", func(t *testing.T) {
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+		claims, err := gatewaytest.Whoami(ctx, cs)
 		if err != nil {
 			t.Fatalf("tools/call whoami: %v", err)
 		}
-		if res.IsError || len(res.Content) == 0 {
-			t.Fatalf("whoami: isError=%v content=%v", res.IsError, res.Content)
-		}
-		text, ok := res.Content[0].(*mcp.TextContent)
-		if !ok {
-			t.Fatalf("whoami content is %T, want text", res.Content[0])
-		}
-		s.wantAgentClaims(t, whoamiClaims(t, text.Text))
+		s.wantAgentClaims(t, claims)
 	})
 
 	t.Run("countdown progress arrives before the result", func(t *testing.T) {
@@ -169,15 +150,15 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 		if err := cs.Close(); err != nil {
 			t.Fatalf("closing the session: %v", err)
 		}
-		wantSessionDeleted(t, s.upstream.requests(), sessionID)
+		wantSessionDeleted(t, s.upstream.Requests(), sessionID)
 	})
 
 	t.Run("the MCP server saw a JWT on every request, never the opaque token", func(t *testing.T) {
-		wantUpstreamSawOnlyJWTs(t, s.upstream.requests(), opaque)
+		wantUpstreamSawOnlyJWTs(t, s.upstream.Requests(), opaque)
 	})
 
 	t.Run("one introspection for the whole session", func(t *testing.T) {
-		reqs := s.upstream.requests()
+		reqs := s.upstream.Requests()
 		if len(reqs) < 5 { // initialize, initialized, list, 2 calls, DELETE (and the SSE GET)
 			t.Errorf("only %d requests reached the MCP server: %s", len(reqs), summary(reqs))
 		}

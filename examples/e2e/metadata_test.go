@@ -72,7 +72,7 @@ func TestProtectedResourceMetadataDocument(t *testing.T) {
 	}
 
 	s.wantIntrospections(t, 0)
-	if n := s.upstream.count(); n != 0 {
+	if n := s.upstream.Count(); n != 0 {
 		t.Errorf("%d metadata requests reached the MCP server", n)
 	}
 }
@@ -87,7 +87,7 @@ func TestProtectedResourceMetadataRejectsOtherMethods(t *testing.T) {
 			t.Errorf("%s metadata: status %d, want 405", method, resp.StatusCode)
 		}
 	}
-	if n := s.upstream.count(); n != 0 {
+	if n := s.upstream.Count(); n != 0 {
 		t.Errorf("%d metadata requests reached the MCP server", n)
 	}
 }

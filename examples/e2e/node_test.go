@@ -1,142 +1,17 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/phantomgate/caddy-phantom-token/examples/demoas"
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/nodeclient"
 )
-
-// nodeDir holds the npm client scripts, package.json and package-lock.json.
-const nodeDir = "node"
-
-// sdkPackage is the npm MCP SDK the scripts use.
-const sdkPackage = "@modelcontextprotocol/sdk"
-
-var (
-	npmOnce sync.Once
-	npmErr  error
-)
-
-// requireNodeClient makes sure node and the locked npm packages are there.
-// Under CI=true a missing piece fails the test: CI installs them with
-// `npm ci --prefix examples/e2e/node` first. Locally the test runs `npm ci`
-// itself, so the README's test command works on a fresh clone.
-func requireNodeClient(t *testing.T) {
-	t.Helper()
-	ci := os.Getenv("CI") == "true"
-	if _, err := exec.LookPath("node"); err != nil {
-		// The test suite needs Node.js (README); a missing one fails
-		// loudly rather than passing with the npm client untested.
-		t.Fatal("node is not installed; the npm MCP SDK tests need Node.js 20+")
-	}
-	if err := installedSDKMatchesLock(); err == nil {
-		return
-	} else if ci {
-		t.Fatalf("%v: run `npm ci --prefix examples/e2e/node` before the tests (CI=true, so the test does not install it)", err)
-	}
-	npmOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = nodeDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = errors.New("npm ci in examples/e2e/node: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if npmErr != nil {
-		t.Fatal(npmErr)
-	}
-	if err := installedSDKMatchesLock(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// installedSDKMatchesLock reports whether node_modules holds the SDK version
-// package.json pins.
-func installedSDKMatchesLock() error {
-	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	raw, err := os.ReadFile(filepath.Join(nodeDir, "package.json"))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(raw, &pkg); err != nil {
-		return err
-	}
-	var installed struct {
-		Version string `json:"version"`
-	}
-	raw, err = os.ReadFile(filepath.Join(nodeDir, "node_modules", sdkPackage, "package.json"))
-	if err != nil {
-		return errors.New("examples/e2e/node/node_modules has no " + sdkPackage)
-	}
-	if err := json.Unmarshal(raw, &installed); err != nil {
-		return err
-	}
-	if want := pkg.Dependencies[sdkPackage]; installed.Version != want {
-		return errors.New("examples/e2e/node/node_modules has " + sdkPackage + " " + installed.Version + ", package.json pins " + want)
-	}
-	return nil
-}
-
-// nodeReport is the JSON line the scripts print.
-type nodeReport struct {
-	SessionID string       `json:"sessionId"`
-	Tools     []string     `json:"tools"`
-	Whoami    string       `json:"whoami"`
-	Trace     []traceEntry `json:"trace"`
-}
-
-// traceEntry is one HTTP request the npm SDK made.
-type traceEntry struct {
-	Method        string            `json:"method"`
-	URL           string            `json:"url"`
-	Authorization bool              `json:"authorization"`
-	Status        int               `json:"status"`
-	Form          map[string]string `json:"form"`
-	Error         string            `json:"error"`
-}
-
-// runNode runs one of the scripts and returns its report. The arguments may
-// hold a token or a secret, so they are never logged.
-func runNode(t *testing.T, script string, args ...string) nodeReport {
-	t.Helper()
-	requireNodeClient(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
-	cmd.Dir = nodeDir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v\nstderr:\n%s\nstdout:\n%s", script, err, stderr.String(), stdout.String())
-	}
-	if stderr.Len() > 0 {
-		t.Logf("node %s stderr:\n%s", script, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var rep nodeReport
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
-		t.Fatalf("node %s printed no JSON report: %v\n%s", script, err, stdout.String())
-	}
-	return rep
-}
 
 // wantToolsAndClaims checks the common part of a node report.
-func (s *stack) wantToolsAndClaims(t *testing.T, rep nodeReport) {
+func (s *stack) wantToolsAndClaims(t *testing.T, rep nodeclient.Report) {
 	t.Helper()
 	for _, want := range []string{"whoami", "countdown"} {
 		if !slices.Contains(rep.Tools, want) {
@@ -154,12 +29,12 @@ func (s *stack) wantToolsAndClaims(t *testing.T, rep nodeReport) {
 // gateway, the MCP server sees only JWTs, the session's DELETE arrives, and
 // the gateway introspects once.
 func TestNodeSDKClientWithStaticToken(t *testing.T) {
-	requireNodeClient(t)
+	nodeclient.Require(t)
 	s := startStack(t)
 	opaque := s.agentToken(t)
 	s.as.ResetIntrospectionCalls()
 
-	rep := runNode(t, "static-token.mjs", s.resource, opaque)
+	rep := nodeclient.Run(t, "static-token.mjs", s.resource, opaque)
 
 	s.wantToolsAndClaims(t, rep)
 	for _, e := range rep.Trace {
@@ -167,7 +42,7 @@ func TestNodeSDKClientWithStaticToken(t *testing.T) {
 			t.Errorf("npm client request %s %s: authorization=%v status=%d", e.Method, e.URL, e.Authorization, e.Status)
 		}
 	}
-	reqs := s.upstream.requests()
+	reqs := s.upstream.Requests()
 	wantUpstreamSawOnlyJWTs(t, reqs, opaque)
 	wantSessionDeleted(t, reqs, rep.SessionID)
 	s.wantIntrospections(t, 1)
@@ -179,11 +54,11 @@ func TestNodeSDKClientWithStaticToken(t *testing.T) {
 // document names the AS, the AS metadata names the token endpoint, the token
 // is requested for this resource (RFC 8707), and the retried calls succeed.
 func TestNodeSDKClientCredentialsDiscovery(t *testing.T) {
-	requireNodeClient(t)
+	nodeclient.Require(t)
 	s := startStack(t)
 	s.as.ResetIntrospectionCalls()
 
-	rep := runNode(t, "client-credentials.mjs", s.resource, agentID, agentSecret, scopeTools, s.as.Issuer)
+	rep := nodeclient.Run(t, "client-credentials.mjs", s.resource, agentID, agentSecret, scopeTools, s.as.Issuer)
 
 	// The audience is exactly this resource although the agent may also get
 	// tokens for another one: the SDK sent resource=<this resource>.
@@ -192,23 +67,23 @@ func TestNodeSDKClientCredentialsDiscovery(t *testing.T) {
 	// The discovery, in order, as the SDK made it.
 	steps := []struct {
 		what   string
-		match  func(traceEntry) bool
+		match  func(nodeclient.TraceEntry) bool
 		status int
 	}{
-		{"first MCP request, without a token", func(e traceEntry) bool {
+		{"first MCP request, without a token", func(e nodeclient.TraceEntry) bool {
 			return e.Method == http.MethodPost && e.URL == s.resource && !e.Authorization
 		}, http.StatusUnauthorized},
-		{"protected resource metadata from the challenge", func(e traceEntry) bool {
+		{"protected resource metadata from the challenge", func(e nodeclient.TraceEntry) bool {
 			return e.Method == http.MethodGet && e.URL == s.metadataURL
 		}, http.StatusOK},
-		{"authorization server metadata", func(e traceEntry) bool {
+		{"authorization server metadata", func(e nodeclient.TraceEntry) bool {
 			return e.Method == http.MethodGet && e.URL == s.as.URL+demoas.MetadataPath
 		}, http.StatusOK},
-		{"client-credentials token request for the resource", func(e traceEntry) bool {
+		{"client-credentials token request for the resource", func(e nodeclient.TraceEntry) bool {
 			return e.Method == http.MethodPost && e.URL == s.as.URL+demoas.TokenPath &&
 				e.Form["grant_type"] == "client_credentials" && e.Form["resource"] == s.resource && e.Form["scope"] == scopeTools
 		}, http.StatusOK},
-		{"MCP request with the token", func(e traceEntry) bool {
+		{"MCP request with the token", func(e nodeclient.TraceEntry) bool {
 			return e.Method == http.MethodPost && e.URL == s.resource && e.Authorization
 		}, http.StatusOK},
 	}
@@ -244,7 +119,7 @@ func TestNodeSDKClientCredentialsDiscovery(t *testing.T) {
 		t.Errorf("Caddy's first /mcp request was not the 401 challenge: %+v", entries)
 	}
 
-	reqs := s.upstream.requests()
+	reqs := s.upstream.Requests()
 	for i, r := range reqs {
 		if typ := joseType(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); typ == "" {
 			t.Errorf("upstream request %d (%s) carried no JWT", i, r.Method)

@@ -26,7 +26,7 @@ func TestSessionIDWithoutTokenIsChallengedNotProxied(t *testing.T) {
 	session := []string{"Mcp-Session-Id", sessionID, "MCP-Protocol-Version", cs.InitializeResult().ProtocolVersion}
 
 	// The client's standalone SSE GET may still be on its way: count POSTs.
-	posts := func() int { return s.upstream.countMethod(http.MethodPost) }
+	posts := func() int { return s.upstream.CountMethod(http.MethodPost) }
 	before := posts()
 	resp, _ := s.postMCP(t, list, session...)
 	if resp.StatusCode != http.StatusUnauthorized {
@@ -37,7 +37,7 @@ func TestSessionIDWithoutTokenIsChallengedNotProxied(t *testing.T) {
 	c.wantParam(t, "scope", scopeTools)
 	c.wantNoParam(t, "error")
 	if got := posts(); got != before {
-		t.Errorf("the MCP server received %d POSTs for the unauthenticated one, want 0: %s", got-before, summary(s.upstream.requests()))
+		t.Errorf("the MCP server received %d POSTs for the unauthenticated one, want 0: %s", got-before, summary(s.upstream.Requests()))
 	}
 
 	// The challenge's metadata URL is where the document is.
@@ -75,8 +75,8 @@ func TestTokenForAnotherResourceIsInvalidToken(t *testing.T) {
 		c.wantParam(t, "error", "invalid_token")
 		c.wantParam(t, "resource_metadata", s.metadataURL)
 	}
-	if n := s.upstream.count(); n != 0 {
-		t.Errorf("%d requests with a wrong-audience token reached the MCP server: %s", n, summary(s.upstream.requests()))
+	if n := s.upstream.Count(); n != 0 {
+		t.Errorf("%d requests with a wrong-audience token reached the MCP server: %s", n, summary(s.upstream.Requests()))
 	}
 	s.wantIntrospections(t, 1)
 
@@ -102,7 +102,7 @@ func TestTokenWithoutRequiredScopeIsInsufficientScope(t *testing.T) {
 	c.wantParam(t, "error", "insufficient_scope")
 	c.wantParam(t, "scope", scopeTools)
 	c.wantParam(t, "resource_metadata", s.metadataURL)
-	if n := s.upstream.count(); n != 0 {
+	if n := s.upstream.Count(); n != 0 {
 		t.Errorf("%d requests with an insufficient token reached the MCP server", n)
 	}
 	s.wantIntrospections(t, 1)
@@ -122,7 +122,7 @@ func TestRequestWithoutTokenIsChallenged(t *testing.T) {
 	c.wantParam(t, "scope", scopeTools)
 	c.wantNoParam(t, "error")
 	s.wantIntrospections(t, 0)
-	if n := s.upstream.count(); n != 0 {
+	if n := s.upstream.Count(); n != 0 {
 		t.Errorf("%d requests without a token reached the MCP server", n)
 	}
 }

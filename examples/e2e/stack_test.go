@@ -3,27 +3,18 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
-	_ "github.com/phantomgate/caddy-phantom-token/caddymodule"
 	"github.com/phantomgate/caddy-phantom-token/examples/demoas"
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 	"github.com/phantomgate/caddy-phantom-token/examples/mcpserver"
 )
 
@@ -45,7 +36,7 @@ const (
 // the example MCP server behind a recorder, and Caddy running the gateway.
 type stack struct {
 	as       *demoas.Server
-	upstream *recorder
+	upstream *gatewaytest.Recorder
 
 	gatewayURL    string // http://127.0.0.1:PORT
 	resource      string // the MCP endpoint through the gateway: gatewayURL + "/mcp"
@@ -60,7 +51,7 @@ type stack struct {
 // process-global: tests in this package must not run in parallel.
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	gwAddr := freeLoopbackAddr(t)
+	gwAddr := gatewaytest.FreeLoopbackAddr(t)
 	s := &stack{
 		gatewayURL:  "http://" + gwAddr,
 		resource:    "http://" + gwAddr + "/mcp",
@@ -81,23 +72,11 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { _ = as.Close() })
 	s.as = as
 
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	mcpHandler, err := mcpserver.New(ctx, mcpserver.Config{
+	var upstreamURL string
+	s.upstream, upstreamURL = gatewaytest.StartMCPServer(t, mcpserver.Config{
 		JWKSURL:  as.URL + demoas.JWKSPath,
 		Issuer:   as.Issuer,
 		Resource: s.resource,
-	})
-	if err != nil {
-		t.Fatalf("creating the MCP server: %v", err)
-	}
-	s.upstream = &recorder{}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", s.upstream.wrap(mcpHandler))
-	up := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		up.CloseClientConnections()
-		up.Close()
 	})
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -110,22 +89,14 @@ func startStack(t *testing.T) *stack {
 		"{ISSUER}", as.Issuer,
 		"{RESOURCE}", s.resource,
 		"{RESOURCE_NAME}", resourceName,
-		"{UPSTREAM}", strings.TrimPrefix(up.URL, "http://"),
+		"{UPSTREAM}", strings.TrimPrefix(upstreamURL, "http://"),
 		"{ACCESS_LOG}", s.accessLog,
 	).Replace(caddyfileTemplate)
-	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cfg)
-	}
-	for _, w := range warnings {
-		t.Logf("Caddyfile warning: %s", w.String())
-	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading the Caddy config: %v\n%s", err, cfg)
-	}
-	// Registered last, so it runs first: Caddy stops before the upstream and
-	// the AS, and before the temporary directory of the access log goes.
-	t.Cleanup(func() { _ = caddy.Stop() })
+	// Loaded last, so its stop (a cleanup) runs first: Caddy stops before the
+	// upstream and the AS, and before the temporary directory of the access
+	// log goes.
+	var c gatewaytest.Caddy
+	c.Load(t, cfg, nil)
 	return s
 }
 
@@ -176,16 +147,6 @@ http://:{LISTEN_PORT} {
 	}
 }
 `
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func portOf(t *testing.T, addr string) string {
 	t.Helper()
@@ -255,31 +216,7 @@ func (s *stack) agentToken(t *testing.T) string {
 // a "Host" pair sets the request's Host.
 func (s *stack) do(t *testing.T, method, target, body string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, target, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		if http.CanonicalHeaderKey(headers[i]) == "Host" {
-			req.Host = headers[i+1]
-			continue
-		}
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, target, err)
-	}
-	return resp, b
+	return gatewaytest.Do(t, s.client, method, target, body, headers...)
 }
 
 // postMCP sends one JSON-RPC message to the MCP endpoint through the gateway,
@@ -338,96 +275,3 @@ func (s *stack) waitAccessLog(t *testing.T, cond func([]accessEntry) bool) []acc
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// upstreamRequest is what the MCP server received, and the status it answered.
-type upstreamRequest struct {
-	Method string
-	Path   string
-	Header http.Header
-	Status int // 0 until the handler writes a header
-}
-
-// recorder wraps the MCP handler and records every request that reaches it.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []*upstreamRequest
-}
-
-func (rec *recorder) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ur := &upstreamRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, ur)
-		rec.mu.Unlock()
-		sw := &statusWriter{ResponseWriter: w, rec: rec, ur: ur}
-		next.ServeHTTP(sw, r)
-		sw.setStatus(http.StatusOK) // no-op if the handler wrote a header
-	})
-}
-
-// requests returns a copy of what the upstream has received so far.
-func (rec *recorder) requests() []upstreamRequest {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	out := make([]upstreamRequest, len(rec.reqs))
-	for i, r := range rec.reqs {
-		out[i] = *r
-	}
-	return out
-}
-
-func (rec *recorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.reqs)
-}
-
-func (rec *recorder) countMethod(method string) int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	n := 0
-	for _, r := range rec.reqs {
-		if r.Method == method {
-			n++
-		}
-	}
-	return n
-}
-
-// statusWriter records the status and keeps flushing working, so server-sent
-// events still stream through it.
-type statusWriter struct {
-	http.ResponseWriter
-	rec *recorder
-	ur  *upstreamRequest
-}
-
-func (w *statusWriter) setStatus(code int) {
-	w.rec.mu.Lock()
-	defer w.rec.mu.Unlock()
-	if w.ur.Status == 0 {
-		w.ur.Status = code
-	}
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if code >= 200 {
-		w.setStatus(code)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.setStatus(http.StatusOK)
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	w.setStatus(http.StatusOK)
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 )
 
 // maxTTL is PHANTOM_MAX_TTL in the revocation step: the revocation window.
@@ -116,7 +118,7 @@ func testSession(t *testing.T, c *caseEnv) {
 	if c.as.asIntrospections != nil {
 		asBefore = c.as.asIntrospections()
 	}
-	up := c.g.upstream.count()
+	up := c.g.upstream.Count()
 
 	cs, err := c.g.connect(ctx, t, opaque)
 	if err != nil {
@@ -132,7 +134,7 @@ func testSession(t *testing.T, c *caseEnv) {
 	if !slices.ContainsFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "whoami" }) {
 		t.Errorf("tools/list has no whoami")
 	}
-	claims, err := whoami(ctx, cs)
+	claims, err := gatewaytest.Whoami(ctx, cs)
 	if err != nil {
 		t.Fatalf("tools/call whoami: %v", err)
 	}
@@ -140,19 +142,19 @@ func testSession(t *testing.T, c *caseEnv) {
 	if err := cs.Ping(ctx, nil); err != nil {
 		t.Fatalf("ping: %v", err)
 	}
-	if _, err := whoami(ctx, cs); err != nil {
+	if _, err := gatewaytest.Whoami(ctx, cs); err != nil {
 		t.Fatalf("second tools/call whoami: %v", err)
 	}
 	if err := cs.Close(); err != nil {
 		t.Errorf("closing the session: %v", err)
 	}
 
-	reqs := c.g.upstream.since(up)
+	reqs := c.g.upstream.Since(up)
 	jwt := c.wantForwardedJWTs(t, reqs, opaque)
 	if typ, _ := jwt.header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		t.Errorf("forwarded JWT typ %q, want at+jwt (RFC 9068)", typ)
 	}
-	if !slices.ContainsFunc(reqs, func(r upstreamRequest) bool { return r.Method == http.MethodDelete && r.Status/100 == 2 }) {
+	if !slices.ContainsFunc(reqs, func(r gatewaytest.Request) bool { return r.Method == http.MethodDelete && r.Status/100 == 2 }) {
 		t.Errorf("the session's DELETE did not reach the MCP server: %+v", reqs)
 	}
 
@@ -193,7 +195,7 @@ func (c *caseEnv) wantClaims(t *testing.T, claims map[string]any) {
 	if iss, _ := claims["iss"].(string); iss != c.jwtIssuer {
 		t.Errorf("verified iss = %v, want %q", claims["iss"], c.jwtIssuer)
 	}
-	if aud := audience(claims["aud"]); !slices.Contains(aud, c.g.resource) {
+	if aud := gatewaytest.Audience(claims["aud"]); !slices.Contains(aud, c.g.resource) {
 		t.Errorf("verified aud = %v, want it to contain %s", claims["aud"], c.g.resource)
 	}
 	clientID, _ := claims["client_id"].(string)
@@ -210,20 +212,21 @@ func (c *caseEnv) wantClaims(t *testing.T, claims map[string]any) {
 // "Authorization: Bearer <JWT>", not the opaque token, the same JWT on all
 // of them (one cache entry), with the expected issuer and audience, and
 // accepted by the MCP server. It returns the JWT.
-func (c *caseEnv) wantForwardedJWTs(t *testing.T, reqs []upstreamRequest, opaque string) forwardedJWT {
+func (c *caseEnv) wantForwardedJWTs(t *testing.T, reqs []gatewaytest.Request, opaque string) forwardedJWT {
 	t.Helper()
 	if len(reqs) < 4 {
 		t.Fatalf("the MCP server got %d requests, want a whole session", len(reqs))
 	}
 	var first forwardedJWT
 	for i, r := range reqs {
-		if len(r.Authorization) != 1 {
-			t.Fatalf("upstream request %d (%s): %d Authorization headers", i, r.Method, len(r.Authorization))
+		authz := r.Header.Values("Authorization")
+		if len(authz) != 1 {
+			t.Fatalf("upstream request %d (%s): %d Authorization headers", i, r.Method, len(authz))
 		}
-		if strings.Contains(r.Authorization[0], opaque) {
+		if strings.Contains(authz[0], opaque) {
 			t.Fatalf("upstream request %d (%s) carried the opaque token", i, r.Method)
 		}
-		compact, ok := strings.CutPrefix(r.Authorization[0], "Bearer ")
+		compact, ok := strings.CutPrefix(authz[0], "Bearer ")
 		if !ok {
 			t.Fatalf("upstream request %d (%s): not a Bearer credential", i, r.Method)
 		}
@@ -245,7 +248,7 @@ func (c *caseEnv) wantForwardedJWTs(t *testing.T, reqs []upstreamRequest, opaque
 	if iss, _ := first.claims["iss"].(string); iss != c.jwtIssuer {
 		t.Errorf("forwarded JWT iss = %q, want %q", iss, c.jwtIssuer)
 	}
-	if aud := audience(first.claims["aud"]); !slices.Contains(aud, c.g.resource) {
+	if aud := gatewaytest.Audience(first.claims["aud"]); !slices.Contains(aud, c.g.resource) {
 		t.Errorf("forwarded JWT aud = %v, want it to contain %s", aud, c.g.resource)
 	}
 	return first
@@ -268,7 +271,7 @@ func testRevocation(t *testing.T, c *caseEnv) {
 	}
 	defer cs.Close()
 	connected := time.Now() // ...and before this
-	if _, err := whoami(ctx, cs); err != nil {
+	if _, err := gatewaytest.Whoami(ctx, cs); err != nil {
 		t.Fatalf("whoami before revocation: %v", err)
 	}
 
@@ -277,7 +280,7 @@ func testRevocation(t *testing.T, c *caseEnv) {
 	// Still cached: the entry lives max_ttl from the introspection. (On a
 	// machine so slow that most of the window is gone, this is not checked.)
 	if time.Since(start) < maxTTL/2 {
-		if _, err := whoami(ctx, cs); err != nil {
+		if _, err := gatewaytest.Whoami(ctx, cs); err != nil {
 			t.Errorf("whoami right after revocation, within max_ttl: %v; want it served from the cache", err)
 		}
 	} else {
@@ -286,8 +289,8 @@ func testRevocation(t *testing.T, c *caseEnv) {
 
 	time.Sleep(time.Until(connected.Add(maxTTL + 300*time.Millisecond)))
 	before := c.g.metrics(t)
-	up := c.g.upstream.count()
-	if _, err := whoami(ctx, cs); err == nil {
+	up := c.g.upstream.Count()
+	if _, err := gatewaytest.Whoami(ctx, cs); err == nil {
 		t.Errorf("whoami with a revoked token after max_ttl succeeded")
 	} else {
 		t.Logf("go-sdk after max_ttl: %v", err)
@@ -299,7 +302,7 @@ func testRevocation(t *testing.T, c *caseEnv) {
 	if ch := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, "Bearer ") || !strings.Contains(ch, `error="invalid_token"`) {
 		t.Errorf(`WWW-Authenticate = %q, want a Bearer challenge with error="invalid_token"`, ch)
 	}
-	if n := c.g.upstream.count() - up; n != 0 {
+	if n := c.g.upstream.Count() - up; n != 0 {
 		t.Errorf("the MCP server got %d requests with the revoked token", n)
 	}
 	after := c.g.metrics(t)

@@ -11,26 +11,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	_ "github.com/phantomgate/caddy-phantom-token/caddymodule"
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 	"github.com/phantomgate/caddy-phantom-token/examples/mcpserver"
 )
 
@@ -42,24 +34,24 @@ type gateway struct {
 	url         string // http://127.0.0.1:PORT
 	resource    string // the MCP endpoint through the gateway: url + "/mcp"
 	metricsAddr string // Caddy's metrics site, another loopback port
-	upstream    *recorder
+	upstream    *gatewaytest.Recorder
 	upstreamURL string
 	client      *http.Client // for raw requests
-	loaded      bool
+	caddy       gatewaytest.Caddy
 }
 
 // newGateway picks the gateway's loopback addresses. Nothing listens until
 // load.
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
-	addr := freeLoopbackAddr(t)
+	addr := gatewaytest.FreeLoopbackAddr(t)
 	tr := &http.Transport{Proxy: nil}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &gateway{
 		addr:        addr,
 		url:         "http://" + addr,
 		resource:    "http://" + addr + "/mcp",
-		metricsAddr: freeLoopbackAddr(t),
+		metricsAddr: gatewaytest.FreeLoopbackAddr(t),
 		client:      &http.Client{Transport: tr, Timeout: 15 * time.Second},
 	}
 }
@@ -72,21 +64,7 @@ func (g *gateway) gatewayJWKSURL() string { return g.url + "/.well-known/jwks.js
 // signed by a key of jwksURL, behind a recorder.
 func (g *gateway) startMCPServer(t *testing.T, jwksURL, issuer string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h, err := mcpserver.New(ctx, mcpserver.Config{JWKSURL: jwksURL, Issuer: issuer, Resource: g.resource})
-	if err != nil {
-		t.Fatalf("creating the MCP server: %v", err)
-	}
-	g.upstream = &recorder{}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.upstream.wrap(h))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	g.upstreamURL = srv.URL
+	g.upstream, g.upstreamURL = gatewaytest.StartMCPServer(t, mcpserver.Config{JWKSURL: jwksURL, Issuer: issuer, Resource: g.resource})
 }
 
 // siteTemplate wraps a README block: the gateway site, proxying to the MCP
@@ -136,26 +114,13 @@ func (g *gateway) load(t *testing.T, block string) {
 		"{UPSTREAM}", strings.TrimPrefix(g.upstreamURL, "http://"),
 		"{BLOCK}", indented,
 	).Replace(siteTemplate)
-	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cfg)
-	}
-	for _, w := range warnings {
-		// The README aligns the values of its blocks for reading, which
-		// `caddy fmt` would collapse; that warning is expected.
-		if !strings.Contains(w.Message, "input is not formatted") {
-			t.Logf("Caddyfile warning: %s", w.String())
-		}
-	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading the Caddy config: %v\n%s", err, cfg)
-	}
-	if !g.loaded {
-		g.loaded = true
-		// Registered after the AS and MCP server cleanups, so it runs
-		// before them.
-		t.Cleanup(func() { _ = caddy.Stop() })
-	}
+	// The first load registers Caddy's stop after the AS and MCP server
+	// cleanups, so it runs before them. The README aligns the values of its
+	// blocks for reading, which `caddy fmt` would collapse; that warning is
+	// expected.
+	g.caddy.Load(t, cfg, func(w caddyconfig.Warning) bool {
+		return strings.Contains(w.Message, "input is not formatted")
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -167,23 +132,10 @@ const initializeMessage = `{"jsonrpc":"2.0","id":1,"method":"initialize","params
 // gateway, as a raw HTTP POST.
 func (g *gateway) postInitialize(t *testing.T, token string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.resource, strings.NewReader(initializeMessage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := g.client.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", g.resource, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: reading the body: %v", g.resource, err)
-	}
-	return resp, body
+	return gatewaytest.Do(t, g.client, http.MethodPost, g.resource, initializeMessage,
+		"Content-Type", "application/json",
+		"Accept", "application/json, text/event-stream",
+		"Authorization", "Bearer "+token)
 }
 
 // ---------------------------------------------------------------------------
@@ -271,139 +223,16 @@ func parseSample(line string) (name string, labels map[string]string, value floa
 // ---------------------------------------------------------------------------
 // The go-sdk MCP client
 
-// bearerTransport adds "Authorization: Bearer <token>" to every request, as
-// an MCP client holding an opaque token does.
-type bearerTransport struct {
-	base  http.RoundTripper
-	token string
-}
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 // connect opens an MCP session through the gateway with the go-sdk client.
 func (g *gateway) connect(ctx context.Context, t *testing.T, token string) (*mcp.ClientSession, error) {
 	t.Helper()
-	base := &http.Transport{Proxy: nil}
-	t.Cleanup(base.CloseIdleConnections)
-	transport := &mcp.StreamableClientTransport{
-		Endpoint:   g.resource,
-		HTTPClient: &http.Client{Transport: bearerTransport{base: base, token: token}, Timeout: 15 * time.Second},
-		MaxRetries: -1, // a failure is a finding, not something to retry
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "authservers-e2e", Version: "1.0.0"}, nil)
-	return client.Connect(ctx, transport, nil)
-}
-
-// whoami calls the whoami tool and returns the claims the MCP server
-// verified.
-func whoami(ctx context.Context, cs *mcp.ClientSession) (map[string]any, error) {
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
-	if err != nil {
-		return nil, err
-	}
-	if res.IsError || len(res.Content) == 0 {
-		return nil, fmt.Errorf("whoami: isError=%v content=%v", res.IsError, res.Content)
-	}
-	text, ok := res.Content[0].(*mcp.TextContent)
-	if !ok {
-		return nil, fmt.Errorf("whoami content is %T, want text", res.Content[0])
-	}
-	var claims map[string]any
-	if err := json.Unmarshal([]byte(text.Text), &claims); err != nil {
-		return nil, fmt.Errorf("whoami text is not a JSON object: %v", err)
-	}
-	return claims, nil
-}
-
-// ---------------------------------------------------------------------------
-// The upstream recorder
-
-// upstreamRequest is what the MCP server received, and its answer.
-type upstreamRequest struct {
-	Method        string
-	Authorization []string
-	SessionID     string
-	Status        int
-}
-
-// recorder wraps the MCP handler and records every request reaching it.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []*upstreamRequest
-}
-
-func (rec *recorder) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ur := &upstreamRequest{
-			Method:        r.Method,
-			Authorization: r.Header.Values("Authorization"),
-			SessionID:     r.Header.Get("Mcp-Session-Id"),
-		}
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, ur)
-		rec.mu.Unlock()
-		sw := &statusWriter{ResponseWriter: w, rec: rec, ur: ur}
-		next.ServeHTTP(sw, r)
-		sw.setStatus(http.StatusOK)
+	return gatewaytest.Connect(ctx, t, gatewaytest.ClientConfig{
+		Endpoint: g.resource,
+		Token:    token,
+		Name:     "authservers-e2e",
+		Timeout:  15 * time.Second,
 	})
 }
-
-// since returns a copy of the requests from index i on.
-func (rec *recorder) since(i int) []upstreamRequest {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	var out []upstreamRequest
-	for _, r := range rec.reqs[min(i, len(rec.reqs)):] {
-		out = append(out, *r)
-	}
-	return out
-}
-
-func (rec *recorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.reqs)
-}
-
-// statusWriter records the status and keeps streaming working.
-type statusWriter struct {
-	http.ResponseWriter
-	rec *recorder
-	ur  *upstreamRequest
-}
-
-func (w *statusWriter) setStatus(code int) {
-	w.rec.mu.Lock()
-	defer w.rec.mu.Unlock()
-	if w.ur.Status == 0 {
-		w.ur.Status = code
-	}
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if code >= 200 {
-		w.setStatus(code)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.setStatus(http.StatusOK)
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	w.setStatus(http.StatusOK)
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ---------------------------------------------------------------------------
 // JWTs as the MCP server received them
@@ -430,22 +259,6 @@ func decodeJWT(compact string) (forwardedJWT, bool) {
 		}
 	}
 	return j, true
-}
-
-// audience normalizes an "aud" claim to a list.
-func audience(v any) []string {
-	switch a := v.(type) {
-	case string:
-		return []string{a}
-	case []any:
-		out := make([]string, 0, len(a))
-		for _, e := range a {
-			s, _ := e.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	return nil
 }
 
 // ---------------------------------------------------------------------------
@@ -483,14 +296,4 @@ func writePKCS8(t *testing.T, dir, name string, key any) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

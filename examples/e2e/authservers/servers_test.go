@@ -190,7 +190,7 @@ func hydraRFC9701IsRefused(t *testing.T, c *caseEnv) {
 func wantBadGateway(t *testing.T, c *caseEnv, token string) {
 	t.Helper()
 	before := c.g.metrics(t)
-	up := c.g.upstream.count()
+	up := c.g.upstream.Count()
 	resp, _ := c.g.postInitialize(t, token)
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("status %d, want 502", resp.StatusCode)
@@ -202,7 +202,7 @@ func wantBadGateway(t *testing.T, c *caseEnv, token string) {
 	if d := after.introspections["bad_response"] - before.introspections["bad_response"]; d != 1 {
 		t.Errorf("bad_response introspections: +%v, want +1", d)
 	}
-	if n := c.g.upstream.count() - up; n != 0 {
+	if n := c.g.upstream.Count() - up; n != 0 {
 		t.Errorf("the MCP server got %d requests, want none", n)
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +34,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/procutil"
 )
 
 // BinaryEnv names an environment variable that, when set, is the path of a
@@ -111,7 +112,7 @@ func Binary(t testing.TB) string {
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatalf("creating %s/bin: %v", dir, err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, "bin", ".build.lock"))
+	unlock, err := procutil.LockFile(filepath.Join(dir, "bin", ".build.lock"), 0o644)
 	if err != nil {
 		t.Fatalf("locking the hydra build: %v", err)
 	}
@@ -231,7 +232,7 @@ var errPortRace = errors.New("port already in use")
 
 func start(t testing.TB, bin string, extraEnv []string) (*Hydra, error) {
 	t.Helper()
-	ports, err := freePorts(2)
+	ports, err := procutil.FreeLoopbackPorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +267,10 @@ func start(t testing.TB, bin string, extraEnv []string) (*Hydra, error) {
 	cmd := exec.Command(bin, "serve", "all", "--dev", "--sqa-opt-out")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	setProcAttr(cmd)
+	// Its own process group, so stopping it reaches any child it starts;
+	// killed with the test binary if that dies without its cleanups.
+	procutil.SetProcessGroup(cmd)
+	procutil.SetParentDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
@@ -276,7 +280,7 @@ func start(t testing.TB, bin string, extraEnv []string) (*Hydra, error) {
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 
 	stop := func() {
-		killGroup(cmd)
+		procutil.KillGroup(cmd)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
@@ -358,25 +362,6 @@ func waitReady(h *Hydra, exited <-chan struct{}) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("not ready after %s: %s", readyTimeout, last)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func randomHex(n int) string {

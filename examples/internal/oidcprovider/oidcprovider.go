@@ -44,6 +44,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/procutil"
 )
 
 const (
@@ -143,7 +145,7 @@ func Start(t testing.TB, opts Options) *Provider {
 	cmd := exec.Command("node", "server.js")
 	cmd.Dir = dir
 	cmd.Env = env
-	setProcessGroup(cmd)
+	procutil.SetProcessGroup(cmd)
 	output := &lockedBuffer{}
 	readyLine := make(chan string, 1)
 	cmd.Stdout = &lineWatcher{out: output, prefix: "READY ", found: readyLine}
@@ -159,7 +161,7 @@ func Start(t testing.TB, opts Options) *Provider {
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		stopProcessGroup(cmd, exited, stopGrace)
+		procutil.StopGroup(cmd, exited, stopGrace)
 		if t.Failed() {
 			t.Logf("oidc-provider output:\n%s", output.String())
 		}
@@ -293,9 +295,10 @@ func ensureInstalled(t testing.TB, dir string) {
 	if installedMatches(dir) == nil {
 		return
 	}
-	unlock, err := lockFile(filepath.Join(os.TempDir(), "phantom-token-oidc-provider-npm.lock"))
+	lockPath := filepath.Join(os.TempDir(), "phantom-token-oidc-provider-npm.lock")
+	unlock, err := procutil.LockFile(lockPath, 0o600)
 	if err != nil {
-		t.Fatalf("oidcprovider: %v", err)
+		t.Fatalf("oidcprovider: npm install lock %s: %v", lockPath, err)
 	}
 	defer unlock()
 	if installedMatches(dir) == nil {

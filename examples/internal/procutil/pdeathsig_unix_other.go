@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package hydra
+package procutil
 
 import "syscall"
 

@@ -1,0 +1,178 @@
+// Package nodeclient runs the npm @modelcontextprotocol/sdk client scripts of
+// examples/e2e/node (static-token.mjs, client-credentials.mjs) for the
+// end-to-end tests, and makes sure Node.js and the locked npm packages are
+// there first.
+//
+// With CI=true a missing or stale install fails the test (CI runs `npm ci
+// --prefix examples/e2e/node` before the tests); otherwise the test runs
+// `npm ci` itself, so a fresh clone's `go test` works. It never skips.
+package nodeclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/procutil"
+)
+
+// SDKPackage is the npm MCP SDK the scripts use.
+const SDKPackage = "@modelcontextprotocol/sdk"
+
+const (
+	// npmTimeout bounds `npm ci`.
+	npmTimeout = 3 * time.Minute
+	// runTimeout bounds one script run.
+	runTimeout = 45 * time.Second
+)
+
+// Report is the JSON line a script prints last.
+type Report struct {
+	SessionID string       `json:"sessionId"`
+	Tools     []string     `json:"tools"`
+	Whoami    string       `json:"whoami"` // the whoami tool's text
+	Trace     []TraceEntry `json:"trace"`
+}
+
+// TraceEntry is one HTTP request the npm SDK made. It never holds a token
+// or a secret.
+type TraceEntry struct {
+	Method        string            `json:"method"`
+	URL           string            `json:"url"`
+	Authorization bool              `json:"authorization"` // whether it carried one
+	Status        int               `json:"status"`
+	Form          map[string]string `json:"form"` // a form body, secrets left out
+	Error         string            `json:"error"`
+}
+
+// Dir returns the absolute path of examples/e2e/node (the scripts,
+// package.json and package-lock.json), found from this source file, so it
+// does not depend on the test's working directory.
+func Dir(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("nodeclient: cannot locate the source directory (runtime.Caller)")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "e2e", "node")
+}
+
+var (
+	npmOnce sync.Once
+	npmErr  error
+)
+
+// Require makes sure node and the npm SDK version package.json pins are
+// installed. Under CI=true a missing piece fails the test; locally the
+// first call runs `npm ci` (once per test binary, and one test binary at a
+// time).
+func Require(t testing.TB) {
+	t.Helper()
+	dir := Dir(t)
+	ci := os.Getenv("CI") == "true"
+	if _, err := exec.LookPath("node"); err != nil {
+		// The test suite needs Node.js (README); a missing one fails
+		// loudly rather than passing with the npm client untested.
+		t.Fatal("node is not installed; the npm MCP SDK tests need Node.js 20+")
+	}
+	if err := installedSDKMatchesLock(dir); err == nil {
+		return
+	} else if ci {
+		t.Fatalf("%v: run `npm ci --prefix examples/e2e/node` before the tests (CI=true, so the test does not install it)", err)
+	}
+	npmOnce.Do(func() { npmErr = npmCI(dir) })
+	if npmErr != nil {
+		t.Fatal(npmErr)
+	}
+	if err := installedSDKMatchesLock(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// npmCI runs `npm ci` in dir unless another test binary has installed the
+// packages while this one waited for the lock.
+func npmCI(dir string) error {
+	lockPath := filepath.Join(os.TempDir(), "phantom-token-e2e-node-npm.lock")
+	unlock, err := procutil.LockFile(lockPath, 0o600)
+	if err != nil {
+		return errors.New("npm install lock " + lockPath + ": " + err.Error())
+	}
+	defer unlock()
+	if installedSDKMatchesLock(dir) == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return errors.New("npm ci in examples/e2e/node: " + err.Error() + "\n" + string(out))
+	}
+	return nil
+}
+
+// installedSDKMatchesLock reports whether dir's node_modules holds the SDK
+// version package.json pins.
+func installedSDKMatchesLock(dir string) error {
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &pkg); err != nil {
+		return err
+	}
+	var installed struct {
+		Version string `json:"version"`
+	}
+	raw, err = os.ReadFile(filepath.Join(dir, "node_modules", SDKPackage, "package.json"))
+	if err != nil {
+		return errors.New("examples/e2e/node/node_modules has no " + SDKPackage)
+	}
+	if err := json.Unmarshal(raw, &installed); err != nil {
+		return err
+	}
+	if want := pkg.Dependencies[SDKPackage]; installed.Version != want {
+		return errors.New("examples/e2e/node/node_modules has " + SDKPackage + " " + installed.Version + ", package.json pins " + want)
+	}
+	return nil
+}
+
+// Run runs script (a file of examples/e2e/node) with node, after Require,
+// and returns the report it printed on its last line of stdout. A failing
+// script or a missing report fails the test; the script's stderr goes to the
+// test log. The arguments may hold a token or a secret, so they are never
+// logged.
+func Run(t testing.TB, script string, args ...string) Report {
+	t.Helper()
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd.Dir = Dir(t)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node %s: %v\nstderr:\n%s\nstdout:\n%s", script, err, stderr.String(), stdout.String())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("node %s stderr:\n%s", script, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var rep Report
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+		t.Fatalf("node %s printed no JSON report: %v\n%s", script, err, stdout.String())
+	}
+	return rep
+}
