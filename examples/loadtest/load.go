@@ -270,6 +270,28 @@ func (r *loadResult) add(o *loadResult) {
 	}
 }
 
+// observe records one request: a success goes into the histogram, a
+// failure is counted and the first one kept for the report.
+func (r *loadResult) observe(status int, err error, d time.Duration) bool {
+	switch {
+	case err != nil:
+		r.errors++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+	case status != 200:
+		r.errors++
+		if r.firstErr == "" {
+			r.firstErr = "status " + strconv.Itoa(status)
+		}
+	default:
+		r.requests++
+		r.hist.record(d)
+		return true
+	}
+	return false
+}
+
 func (r *loadResult) rps() float64 {
 	if r.elapsed <= 0 {
 		return 0
@@ -316,21 +338,7 @@ func (s loadSpec) run() (*loadResult, error) {
 				}
 				status, err := c.do(s.token(w, i))
 				d := time.Since(t0)
-				switch {
-				case err != nil:
-					res.errors++
-					if res.firstErr == "" {
-						res.firstErr = err.Error()
-					}
-				case status != 200:
-					res.errors++
-					if res.firstErr == "" {
-						res.firstErr = "status " + strconv.Itoa(status)
-					}
-				default:
-					res.requests++
-					res.hist.record(d)
-				}
+				res.observe(status, err, d)
 			}
 		}()
 	}

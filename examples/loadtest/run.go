@@ -288,21 +288,8 @@ func stampede(addr string, n int, token string) (*loadResult, int64, error) {
 			d := time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()
-			switch {
-			case err != nil:
-				res.errors++
-				if res.firstErr == "" {
-					res.firstErr = err.Error()
-				}
-			case status != 200:
-				res.errors++
-				if res.firstErr == "" {
-					res.firstErr = "status " + strconv.Itoa(status)
-				}
-			default:
+			if res.observe(status, err, d) {
 				ok.Add(1)
-				res.requests++
-				res.hist.record(d)
 			}
 		}()
 	}
