@@ -270,14 +270,36 @@ type gateway struct {
 	url  string
 }
 
+// handedOutPorts remembers the addresses freePort has returned: the kernel
+// may offer a just-released port again at once, and two servers of one test
+// would then collide on it.
+var handedOutPorts = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freePort returns a 127.0.0.1 address that was free a moment ago and was
+// not returned before in this process.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutPorts.Lock()
+	defer handedOutPorts.Unlock()
+	for range 1000 {
+		// The listener stays open until the function returns, so a skipped
+		// port is not offered again within this loop.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addr := l.Addr().String()
+		if !handedOutPorts.addrs[addr] {
+			handedOutPorts.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no unused loopback port after 1000 tries")
+	return ""
 }
 
 // startCaddy adapts a Caddyfile site body (with {AS}, {UPSTREAM} and
