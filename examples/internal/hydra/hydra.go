@@ -43,7 +43,9 @@ import (
 const BinaryEnv = "PHANTOM_HYDRA_BINARY"
 
 const (
-	readyTimeout = 60 * time.Second
+	// readyTimeout is generous for the same reason as oidcprovider's: a
+	// busy 2-core CI machine, and an exited server is noticed at once.
+	readyTimeout = 2 * time.Minute
 	buildTimeout = 30 * time.Minute
 )
 
