@@ -74,7 +74,7 @@ type Cache[V any] struct {
 	// the read lock; Close takes the write lock.
 	mu     sync.RWMutex
 	closed bool
-	rc     *ristretto.Cache[uint64, *item[V]]
+	rc     *ristretto.Cache[uint64, item[V]]
 
 	flights singleflight.Group
 
@@ -91,18 +91,27 @@ type Cache[V any] struct {
 	onWait func()
 }
 
-// item is what ristretto stores. The full 256-bit key is kept and compared
-// on Get because ristretto only sees a 64-bit hash of it: a hash collision
-// then costs a miss, never another token's result.
+// item is what ristretto stores, by value, in its map: a hit then reads
+// one map slot and nothing else of the cache's. Go keeps map values of up
+// to 128 bytes inside the map's slots (larger ones behind a pointer: one
+// more CPU cache miss per hit when there are many entries); ristretto's
+// slot adds 40 bytes to the item, so items whose V is at most
+// [InlineValueBytes] stay inline.
+//
+// The item does not repeat the whole key: ristretto's key is its first 8
+// bytes (hash64) and the item keeps the next 8 (check), so Get matches 128
+// bits of it. A false hit would need two tokens whose SHA-256 keys share
+// 128 bits.
 type item[V any] struct {
-	key  Key
-	exp  time.Time // absolute expiry by Cache.now; the entry is dead from exp on
-	cost int64     // what was charged against MaxBytes
-	// rejected is set by ristretto's OnReject (TinyLFU admission said no,
-	// or the entry alone exceeds MaxCost) so Set can report it.
-	rejected atomic.Bool
-	val      V
+	check uint64 // key bytes 8..16
+	exp   int64  // absolute expiry, Unix nanoseconds by Cache.now; dead from exp on. 0: no item
+	val   V
 }
+
+// InlineValueBytes is the largest unsafe.Sizeof of V for which the cache's
+// items stay inside ristretto's map slots (see item). Larger values work,
+// at the cost of one more pointer to follow on every hit.
+const InlineValueBytes = 72
 
 // New returns a Cache configured by cfg.
 func New[V any](cfg Config[V]) (*Cache[V], error) {
@@ -119,7 +128,7 @@ func New[V any](cfg Config[V]) (*Cache[V], error) {
 		c.now = time.Now
 	}
 	counters := min(max(cfg.MaxBytes/typicalEntryBytes*10, minCounters), maxCounters)
-	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *item[V]]{
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, item[V]]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
 		BufferItems: bufferItems,
@@ -129,19 +138,17 @@ func New[V any](cfg Config[V]) (*Cache[V], error) {
 		// The key already is a uniform SHA-256; its first 8 bytes are a
 		// perfect hash and need no rehashing. Passing uint64 keys (not
 		// string(key[:])) keeps Get free of allocations. No conflict
-		// hash: item.key is compared in full instead.
+		// hash: item.check is compared instead.
 		KeyToHash: func(h uint64) (uint64, uint64) { return h, 0 },
-		OnReject: func(ri *ristretto.Item[*item[V]]) {
-			if ri.Value != nil {
-				ri.Value.rejected.Store(true)
-			}
-		},
 		// Called exactly once for every value leaving the store (also
-		// after OnReject/OnEvict), with nil for deletions of absent keys.
-		OnExit: func(it *item[V]) {
-			if it != nil {
+		// after OnReject/OnEvict), with the zero item for deletions of
+		// absent keys. The cost is recomputed rather than stored: it is
+		// a pure function of the value, and storing it would push the
+		// item out of the map slot.
+		OnExit: func(it item[V]) {
+			if it.exp != 0 {
 				c.entries.Add(-1)
-				c.bytes.Add(-it.cost)
+				c.bytes.Add(-c.costOf(it.val))
 			}
 		},
 	})
@@ -152,9 +159,20 @@ func New[V any](cfg Config[V]) (*Cache[V], error) {
 	return c, nil
 }
 
-// hash64 is ristretto's key for k.
-func hash64(k Key) uint64 {
-	return binary.LittleEndian.Uint64(k[:8])
+// hash64 is ristretto's key for k, and check64 what the item keeps to
+// compare the next 64 bits.
+func hash64(k Key) uint64  { return binary.LittleEndian.Uint64(k[:8]) }
+func check64(k Key) uint64 { return binary.LittleEndian.Uint64(k[8:16]) }
+
+// costOf is what an entry holding v is charged against MaxBytes.
+func (c *Cache[V]) costOf(v V) int64 {
+	cost := c.overhead
+	if c.cost != nil {
+		if n := c.cost(v); n > 0 {
+			cost += n
+		}
+	}
+	return cost
 }
 
 // Get returns the value stored under key, if any. It never returns an entry
@@ -178,7 +196,7 @@ func (c *Cache[V]) GetAt(key Key, now time.Time) (V, bool) {
 	}
 	it, ok := c.rc.Get(hash64(key))
 	c.mu.RUnlock()
-	if !ok || it == nil || it.key != key || !now.Before(it.exp) {
+	if !ok || it.check != check64(key) || now.UnixNano() >= it.exp {
 		var zero V
 		return zero, false
 	}
@@ -207,30 +225,25 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 	if ttl <= 0 {
 		return false
 	}
-	cost := c.overhead
-	if c.cost != nil {
-		if n := c.cost(v); n > 0 {
-			cost += n
-		}
-	}
+	cost := c.costOf(v)
 	if cost > c.maxBytes {
 		return false
 	}
-	it := &item[V]{key: key, exp: c.now().Add(ttl), cost: cost, val: v}
-	h := hash64(key)
+	it := item[V]{check: check64(key), exp: c.now().Add(ttl).UnixNano(), val: v}
+	k := hash64(key)
 
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return false
 	}
-	c.rc.Del(h)
+	c.rc.Del(k)
 	// Count before handing over: ristretto may reject (and call OnExit)
 	// on its own goroutine before SetWithTTL even returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
 	// ristretto's TTL only reclaims memory; correctness is it.exp.
-	if !c.rc.SetWithTTL(h, it, cost, ttl) {
+	if !c.rc.SetWithTTL(k, it, cost, ttl) {
 		// Dropped before reaching ristretto's store (full set buffer):
 		// no OnExit will come for it.
 		c.entries.Add(-1)
@@ -238,7 +251,11 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 		return false
 	}
 	c.rc.Wait()
-	return !it.rejected.Load()
+	// Admission has run. GetTTL looks without counting as an access (Get
+	// would feed the frequency sketch); a concurrent Set of the same key
+	// also counts as stored, which is what the caller wants to know.
+	_, stored := c.rc.GetTTL(k)
+	return stored
 }
 
 // Del removes the entry stored under key, if any. The removal is visible to

@@ -155,17 +155,22 @@ func TestSetReplacesAndDel(t *testing.T) {
 	}
 }
 
-func TestFullKeyIsCompared(t *testing.T) {
+// Keys that share ristretto's 64-bit key hash must not share an entry:
+// the item's check (the next 64 bits of the key) tells them apart.
+func TestKeysSharingTheHashAreTold(t *testing.T) {
 	c := newTestCache(t, Config[string]{})
 	a := testKey(1)
 	b := a
-	b[31] ^= 0xff // same 64-bit ristretto hash, different Key
+	b[9] ^= 0xff // same first 8 bytes (ristretto's key), different check
 	if hash64(a) != hash64(b) {
 		t.Fatal("test setup: hashes differ")
 	}
 	c.Set(a, "a", time.Minute)
 	if _, ok := c.Get(b); ok {
 		t.Fatal("Get of a colliding key returned another key's value")
+	}
+	if v, ok := c.Get(a); !ok || v != "a" {
+		t.Fatalf("Get(a) = %q, %v", v, ok)
 	}
 }
 

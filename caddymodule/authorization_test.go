@@ -69,12 +69,12 @@ func TestAudienceMatcher(t *testing.T) {
 		{[]string{}, false},
 		{nil, false},
 	} {
-		if got := m.matches(tc.aud); got != tc.want {
-			t.Errorf("matches(%q) = %v, want %v", tc.aud, got, tc.want)
+		if got := m.matchesAny(tc.aud); got != tc.want {
+			t.Errorf("matchesAny(%q) = %v, want %v", tc.aud, got, tc.want)
 		}
 	}
 	root := newAudienceMatcher("https://h.example", nil)
-	if !root.matches([]string{"https://h.example/"}) || !root.matches([]string{"https://H.example"}) {
+	if !root.matches("https://h.example/") || !root.matches("https://H.example") {
 		t.Error("an empty path must match /")
 	}
 }

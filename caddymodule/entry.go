@@ -1,7 +1,8 @@
 package caddymodule
 
 import (
-	"strings"
+	"math"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -10,49 +11,123 @@ import (
 
 // entry is what the cache keeps for one token: the decision inputs, and
 // the ready-made upstream Authorization value so a hit builds no strings.
+//
+// It is laid out for hits with many warm tokens, which are bound by CPU
+// cache misses, each costing hundreds of nanoseconds on a virtual machine:
+// the cache stores the entry inline in its map slot (it must stay within
+// cache.InlineValueBytes, see TestEntryFitsTheCacheSlot), and a hit of
+// the route that loaded it reads nothing but that slot. The strings live
+// in one block, and what only placeholders and other routes need sits
+// behind extras.
 type entry struct {
-	active    bool
-	header    string // "Bearer <JWT>"
-	userID    string // sub, else client_id
-	clientID  string
-	scope     string
-	scopes    []string
-	audience  []string
-	expiresAt time.Time // the earlier of the token's and the JWT's exp; zero if neither
-	notBefore time.Time
-
-	// userID, clientID and scope boxed once, for the placeholders:
-	// Replacer.Set takes an any, and converting a string to an any
-	// allocates, so setting the placeholders from the strings would cost
-	// three allocations on every hit.
-	userIDValue, clientIDValue, scopeValue any
+	// expiresAt is the earlier of the token's and the JWT's exp, notBefore
+	// the token's nbf, both in Unix nanoseconds; an absent one is the far
+	// end of time (see unixNano), so the checks need no presence flags.
+	expiresAt int64
+	notBefore int64
+	// checkedBy is the policy whose verdict on this entry's scope and
+	// audience is in checked. Both are set when the entry is made, from
+	// immutable inputs, so a request under that same policy reuses the
+	// verdict instead of reading the claims again; any other policy (a
+	// route with other required scopes sharing the cache, a reloaded
+	// config) checks the claims itself.
+	checkedBy *policy
+	// block holds the scope (up to scopeEnd), the first aud value (up to
+	// audienceEnd), then "Bearer <JWT>": one allocation for all of them.
+	block                 string
+	extras                *entryExtras
+	scopeEnd, audienceEnd uint32
+	active                bool
+	hasAudience           bool // aud was present (even as "": that matches nothing)
+	checked               verdict
 }
 
-// inactiveEntry is shared by every negative result; it holds nothing.
-var inactiveEntry = &entry{}
+// entryExtras is the part of an entry a hit under its own policy does not
+// read.
+type entryExtras struct {
+	userID   string // sub, else client_id
+	clientID string
+	scope    string
+	// moreAudience is the aud values after the first, almost always nil.
+	moreAudience []string
+}
 
-// newEntry turns an introspection result into a cache entry.
-func newEntry(r *introspect.Result) *entry {
+func (e *entry) scope() string    { return e.block[:e.scopeEnd] }
+func (e *entry) audience() string { return e.block[e.scopeEnd:e.audienceEnd] }
+
+// header is the upstream Authorization value, "Bearer <JWT>".
+func (e *entry) header() string { return e.block[e.audienceEnd:] }
+
+// The placeholder values. Replacer.Set takes an any; these pointer types
+// convert to one without allocating and without reading the extras, which
+// happens only if a placeholder is actually used (Caddy renders a
+// fmt.Stringer with String).
+type (
+	userIDPlaceholder   entryExtras
+	clientIDPlaceholder entryExtras
+	scopePlaceholder    entryExtras
+)
+
+func (p *userIDPlaceholder) String() string   { return p.userID }
+func (p *clientIDPlaceholder) String() string { return p.clientID }
+func (p *scopePlaceholder) String() string    { return p.scope }
+
+// newEntry turns an introspection result into a cache entry, with p's
+// verdict on it. The AS body size cap keeps every length far below the
+// uint32 offsets' range.
+func newEntry(r *introspect.Result, p *policy) entry {
 	if !r.Active {
-		return inactiveEntry
+		return entry{}
 	}
-	e := &entry{
-		active:    true,
-		header:    "Bearer " + r.JWT,
-		userID:    r.Subject,
-		clientID:  r.ClientID,
-		scope:     r.Scope,
-		scopes:    strings.Fields(r.Scope),
-		audience:  r.Audience,
-		expiresAt: earliest(r.ExpiresAt, r.JWTExpiresAt),
-		notBefore: r.NotBefore,
+	var aud string
+	var moreAud []string
+	if len(r.Audience) > 0 {
+		// An empty array is no audience at all, as absent.
+		aud = r.Audience[0]
+		if len(r.Audience) > 1 {
+			moreAud = slices.Clone(r.Audience[1:])
+		}
 	}
-	if e.userID == "" {
-		e.userID = e.clientID
+	// A multi-operand concatenation allocates once.
+	block := r.Scope + aud + "Bearer " + r.JWT
+	x := &entryExtras{userID: r.Subject, clientID: r.ClientID, scope: block[:len(r.Scope)], moreAudience: moreAud}
+	if x.userID == "" {
+		x.userID = x.clientID
 	}
-	e.userIDValue, e.clientIDValue, e.scopeValue = e.userID, e.clientID, e.scope
+	e := entry{
+		expiresAt:   unixNano(earliest(r.ExpiresAt, r.JWTExpiresAt), math.MaxInt64),
+		notBefore:   unixNano(r.NotBefore, math.MinInt64),
+		block:       block,
+		extras:      x,
+		scopeEnd:    uint32(len(r.Scope)),
+		audienceEnd: uint32(len(r.Scope) + len(aud)),
+		active:      true,
+		hasAudience: len(r.Audience) > 0,
+		checkedBy:   p,
+	}
+	e.checked = p.check(&e)
 	return e
 }
+
+// unixNano converts t for the checks: the zero time (the claim is absent)
+// becomes ifAbsent, and times outside int64 nanoseconds (before 1678 or
+// after 2262, where UnixNano is undefined) saturate to the matching end.
+func unixNano(t time.Time, ifAbsent int64) int64 {
+	switch {
+	case t.IsZero():
+		return ifAbsent
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
 
 // earliest returns the earlier non-zero time, or zero when both are zero.
 func earliest(a, b time.Time) time.Time {
@@ -65,40 +140,73 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// cost is the bytes an entry holds beyond the pointer the cache stores
-// (the cache adds its own per-entry overhead), so that max_size bounds
-// what the process really holds. Substrings share memory with the JWT or
-// scope they were cut from, but counting them again errs on the safe side.
-func (e *entry) cost() int64 {
-	const stringHeader = int(unsafe.Sizeof(""))
-	n := int(unsafe.Sizeof(*e)) + len(e.header) + len(e.userID) + len(e.clientID) + len(e.scope)
-	// Each boxed placeholder value is a string header on the heap; its
-	// bytes are shared with the strings counted above.
-	n += 3 * stringHeader
-	for _, s := range e.scopes {
-		n += stringHeader + len(s)
+// cost is the bytes an entry references beyond its inline size (the cache
+// adds that and its own per-entry overhead), so that max_size bounds what
+// the process really holds.
+func (e entry) cost() int64 {
+	if e.extras == nil {
+		return 0
 	}
-	for _, a := range e.audience {
+	const stringHeader = int(unsafe.Sizeof(""))
+	n := len(e.block) + int(unsafe.Sizeof(entryExtras{}))
+	n += len(e.extras.userID) + len(e.extras.clientID) // may share bytes with the JWT; counted anyway
+	for _, a := range e.extras.moreAudience {
 		n += stringHeader + len(a)
 	}
 	return int64(n)
 }
 
-// hasScopes reports whether every required scope was granted.
-func (e *entry) hasScopes(required []string) bool {
-	for _, r := range required {
-		found := false
-		for _, s := range e.scopes {
-			if s == r {
-				found = true
-				break
+// policy is what a route requires of a token beyond being active and
+// within its validity time: the audience (when resource is set) and the
+// scopes. It is made once per provisioned handler and never changes, which
+// is what makes entry.checked reusable.
+type policy struct {
+	resource             *audienceMatcher // nil: no audience check
+	allowMissingAudience bool
+	requiredScopes       []string
+}
+
+// check decides on the entry's audience and scopes.
+func (p *policy) check(e *entry) verdict {
+	if p.resource != nil {
+		if !e.hasAudience {
+			if !p.allowMissingAudience {
+				return invalidToken
 			}
-		}
-		if !found {
-			return false
+		} else if !p.resource.matches(e.audience()) && !p.resource.matchesAny(e.extras.moreAudience) {
+			return invalidToken
 		}
 	}
-	return true
+	for _, r := range p.requiredScopes {
+		if !hasScope(e.scope(), r) {
+			return insufficientScope
+		}
+	}
+	return allowed
+}
+
+// hasScope reports whether the space-separated scope list contains want as
+// a whole scope token. It scans instead of splitting, so that a hit does
+// not allocate. Any ASCII whitespace separates, as strings.Fields would.
+func hasScope(scope, want string) bool {
+	for len(scope) > 0 {
+		i := 0
+		for i < len(scope) && !isSpace(scope[i]) {
+			i++
+		}
+		if scope[:i] == want {
+			return true
+		}
+		for i < len(scope) && isSpace(scope[i]) {
+			i++
+		}
+		scope = scope[i:]
+	}
+	return false
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // verdict is the outcome of authorizing a request with an entry.
@@ -112,27 +220,17 @@ const (
 
 // authorize runs the checks that must hold on every request, cache hits
 // included: a cached entry can expire, and routes differ in what they need.
+// The time checks always run; the policy's verdict is reused only when the
+// entry was made under this very policy (see entry.checkedBy).
 func (h *Handler) authorize(e *entry, t time.Time) verdict {
 	if !e.active {
 		return invalidToken
 	}
-	if !e.expiresAt.IsZero() && !t.Before(e.expiresAt) {
+	if now := t.UnixNano(); now >= e.expiresAt || now < e.notBefore {
 		return invalidToken
 	}
-	if !e.notBefore.IsZero() && t.Before(e.notBefore) {
-		return invalidToken
+	if e.checkedBy == h.policy {
+		return e.checked
 	}
-	if h.resource != nil {
-		if len(e.audience) == 0 {
-			if !h.AllowMissingAudience {
-				return invalidToken
-			}
-		} else if !h.resource.matches(e.audience) {
-			return invalidToken
-		}
-	}
-	if !e.hasScopes(h.RequiredScopes) {
-		return insufficientScope
-	}
-	return allowed
+	return h.policy.check(e)
 }

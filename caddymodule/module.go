@@ -154,13 +154,14 @@ type Handler struct {
 	signer     *signer.Signer
 	jwksPath   string
 	verifier   *introspect.JWKSVerifier
-	tokens     *cache.Cache[*entry]
+	tokens     *cache.Cache[entry]
 	keyer      cache.Keyer
 	poolKey    string
 	challenges challenges
 	maxTTL     time.Duration
 	negTTL     time.Duration
 	resource   *audienceMatcher
+	policy     *policy
 	metadata   *metadata
 	logger     *zap.Logger
 	cancel     context.CancelFunc

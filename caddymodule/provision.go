@@ -39,7 +39,7 @@ var now = time.Now
 var caches = caddy.NewUsagePool()
 
 // pooledCache lets the usage pool close a cache when its last user leaves.
-type pooledCache struct{ *cache.Cache[*entry] }
+type pooledCache struct{ *cache.Cache[entry] }
 
 // Destruct implements caddy.Destructor.
 func (p pooledCache) Destruct() error {
@@ -154,14 +154,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.challenges = newChallenges(h.Realm, h.RequiredScopes, metadataURL)
+	h.policy = &policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience, requiredScopes: h.RequiredScopes}
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)
 	h.poolKey = identity + "\x00" + strconv.FormatInt(maxSize, 10)
 	val, _, err := caches.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		c, err := cache.New(cache.Config[*entry]{
+		c, err := cache.New(cache.Config[entry]{
 			MaxBytes: maxSize,
-			Cost:     (*entry).cost,
+			Cost:     entry.cost,
 			Now:      func() time.Time { return now() },
 		})
 		return pooledCache{c}, err

@@ -55,7 +55,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !hit {
 		var err error
 		traceparent := r.Header.Get("Traceparent")
-		e, hit, err = h.tokens.GetOrLoad(r.Context(), key, func(ctx context.Context) (*entry, time.Duration, error) {
+		e, hit, err = h.tokens.GetOrLoad(r.Context(), key, func(ctx context.Context) (entry, time.Duration, error) {
 			return h.load(ctx, token, traceparent)
 		})
 		if err != nil {
@@ -74,7 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	countRequest(result)
 	addLogField(r, result)
 
-	switch h.authorize(e, t) {
+	switch h.authorize(&e, t) {
 	case invalidToken:
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
 	case insufficientScope:
@@ -84,27 +84,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The upstream must see the JWT and never the opaque token: replace the
 	// one Authorization value in place (parseAuthorization guaranteed there
 	// is exactly one) and drop a query-string copy of the token.
-	r.Header["Authorization"][0] = e.header
+	r.Header["Authorization"][0] = e.header()
 	stripAccessTokenQuery(r)
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		// The values were boxed into anys when the entry was made, so
-		// these Sets do not allocate.
-		repl.Set("http.auth.user.id", e.userIDValue)
-		repl.Set("http.auth.user.client_id", e.clientIDValue)
-		repl.Set("http.auth.user.scope", e.scopeValue)
+		// Pointers convert to anys without allocating (see
+		// userIDPlaceholder).
+		repl.Set("http.auth.user.id", (*userIDPlaceholder)(e.extras))
+		repl.Set("http.auth.user.client_id", (*clientIDPlaceholder)(e.extras))
+		repl.Set("http.auth.user.scope", (*scopePlaceholder)(e.extras))
 	}
 	return next.ServeHTTP(w, r)
 }
 
 // load introspects a token once for all concurrent requests that carry it
 // and decides how long the result may be reused.
-func (h *Handler) load(ctx context.Context, token, traceparent string) (*entry, time.Duration, error) {
+func (h *Handler) load(ctx context.Context, token, traceparent string) (entry, time.Duration, error) {
 	start := time.Now()
 	res, err := h.client.Introspect(ctx, token, traceparent)
 	observeIntrospection(outcomeOf(res, err), time.Since(start))
 	if err != nil {
-		return nil, 0, err
+		return entry{}, 0, err
 	}
 	if res.Active {
 		res.JWT, res.JWTExpiresAt, err = h.upstreamJWT(ctx, res, token, traceparent)
@@ -113,17 +113,17 @@ func (h *Handler) load(ctx context.Context, token, traceparent string) (*entry, 
 			res, err = &introspect.Result{MaxAge: res.MaxAge}, nil
 		}
 		if err != nil {
-			return nil, 0, err
+			return entry{}, 0, err
 		}
 	}
 	t := now()
 	if !res.Active {
 		if h.maxTTL <= 0 {
-			return inactiveEntry, 0, nil
+			return entry{}, 0, nil
 		}
-		return inactiveEntry, cache.TTL(t, h.negTTL, res.MaxAge), nil
+		return entry{}, cache.TTL(t, h.negTTL, res.MaxAge), nil
 	}
-	return newEntry(res), cache.TTL(t, h.maxTTL, res.MaxAge, res.ExpiresAt, res.JWTExpiresAt), nil
+	return newEntry(res, h.policy), cache.TTL(t, h.maxTTL, res.MaxAge, res.ExpiresAt, res.JWTExpiresAt), nil
 }
 
 // loadFailed maps an introspection failure to the response contract: the

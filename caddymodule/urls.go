@@ -30,17 +30,25 @@ func newAudienceMatcher(resource string, others []string) *audienceMatcher {
 	return m
 }
 
-// matches reports whether any aud value is acceptable.
-func (m *audienceMatcher) matches(aud []string) bool {
-	for _, a := range aud {
-		s, h, r := splitURL(a)
-		if r == m.rest && strings.EqualFold(s, m.scheme) && strings.EqualFold(h, m.host) {
+// matches reports whether the aud value a is acceptable.
+func (m *audienceMatcher) matches(a string) bool {
+	s, h, r := splitURL(a)
+	if r == m.rest && strings.EqualFold(s, m.scheme) && strings.EqualFold(h, m.host) {
+		return true
+	}
+	for _, o := range m.others {
+		if a == o {
 			return true
 		}
-		for _, o := range m.others {
-			if a == o {
-				return true
-			}
+	}
+	return false
+}
+
+// matchesAny reports whether any of the aud values is acceptable.
+func (m *audienceMatcher) matchesAny(aud []string) bool {
+	for _, a := range aud {
+		if m.matches(a) {
+			return true
 		}
 	}
 	return false

@@ -1,0 +1,127 @@
+package caddymodule
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/phantomgate/caddy-phantom-token/cache"
+	"github.com/phantomgate/caddy-phantom-token/introspect"
+)
+
+// TestAuthorizeEntry runs the per-request checks on entries made from
+// introspection results, including the edges of the compact entry layout:
+// absent and extreme times, audience lists split into first and rest, and
+// scope lists scanned without splitting.
+func TestAuthorizeEntry(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	const resource = "https://mcp.example.com/mcp"
+	h := &Handler{}
+	resourceMatcher := newAudienceMatcher(resource, []string{"api://legacy"})
+	good := func() *introspect.Result {
+		return &introspect.Result{
+			Active: true, Subject: "alice", ClientID: "agent", Scope: "openid mcp:tools mcp:read",
+			Audience: []string{resource}, ExpiresAt: now.Add(time.Minute), JWT: "h.p.s",
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(r *introspect.Result)
+		loose  bool // allow_missing_audience
+		want   verdict
+	}{
+		{"all checks pass", func(*introspect.Result) {}, false, allowed},
+		{"inactive", func(r *introspect.Result) { r.Active = false }, false, invalidToken},
+		{"no exp, no nbf", func(r *introspect.Result) { r.ExpiresAt = time.Time{} }, false, allowed},
+		{"exp now", func(r *introspect.Result) { r.ExpiresAt = now }, false, invalidToken},
+		{"exp at the Unix epoch", func(r *introspect.Result) { r.ExpiresAt = time.Unix(0, 0) }, false, invalidToken},
+		{"exp before 1678", func(r *introspect.Result) { r.ExpiresAt = time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC) }, false, invalidToken},
+		{"exp after 2262", func(r *introspect.Result) { r.ExpiresAt = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) }, false, allowed},
+		{"JWT exp earlier than the token's", func(r *introspect.Result) { r.JWTExpiresAt = now.Add(-time.Second) }, false, invalidToken},
+		{"nbf in the future", func(r *introspect.Result) { r.NotBefore = now.Add(time.Second) }, false, invalidToken},
+		{"nbf now", func(r *introspect.Result) { r.NotBefore = now }, false, allowed},
+		{"nbf after 2262", func(r *introspect.Result) { r.NotBefore = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) }, false, invalidToken},
+		{"audience second of three", func(r *introspect.Result) { r.Audience = []string{"a", "HTTPS://MCP.example.com/mcp", "b"} }, false, allowed},
+		{"audience other accepted value last", func(r *introspect.Result) { r.Audience = []string{"a", "b", "api://legacy"} }, false, allowed},
+		{"audience wrong", func(r *introspect.Result) { r.Audience = []string{"https://mcp.example.com/other"} }, false, invalidToken},
+		{"audience missing", func(r *introspect.Result) { r.Audience = nil }, false, invalidToken},
+		{"audience missing, allowed", func(r *introspect.Result) { r.Audience = nil }, true, allowed},
+		{"audience empty array, allowed", func(r *introspect.Result) { r.Audience = []string{} }, true, allowed},
+		{"audience empty string is present and wrong", func(r *introspect.Result) { r.Audience = []string{""} }, true, invalidToken},
+		{"scope separated by tabs", func(r *introspect.Result) { r.Scope = "mcp:read\tmcp:tools" }, false, allowed},
+		{"scope missing one", func(r *introspect.Result) { r.Scope = "mcp:tools" }, false, insufficientScope},
+		{"scope prefix is not the scope", func(r *introspect.Result) { r.Scope = "mcp:tools mcp:readonly" }, false, insufficientScope},
+		{"scope suffix is not the scope", func(r *introspect.Result) { r.Scope = "xmcp:tools mcp:read" }, false, insufficientScope},
+		{"scope empty", func(r *introspect.Result) { r.Scope = "" }, false, insufficientScope},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good()
+			tc.change(r)
+			h.policy = &policy{resource: resourceMatcher, allowMissingAudience: tc.loose, requiredScopes: []string{"mcp:tools", "mcp:read"}}
+			// Made under this route's policy (a hit reuses its
+			// verdict) and under another route's (the claims are
+			// checked again): both must decide alike.
+			own, other := newEntry(r, h.policy), newEntry(r, &policy{})
+			if got := h.authorize(&own, now); got != tc.want {
+				t.Fatalf("authorize, entry of this route = %v, want %v", got, tc.want)
+			}
+			if got := h.authorize(&other, now); got != tc.want {
+				t.Fatalf("authorize, entry of another route = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// An entry one route accepted must still be refused by a route sharing the
+// cache that requires more, and the other way round.
+func TestVerdictIsNotCarriedAcrossRoutes(t *testing.T) {
+	now := time.Now()
+	lax := &policy{}
+	strict := &policy{requiredScopes: []string{"admin"}, resource: newAudienceMatcher("https://mcp.example.com/mcp", nil)}
+	r := &introspect.Result{Active: true, Scope: "read", Audience: []string{"https://other.example.com/"}, JWT: "h.p.s"}
+	e := newEntry(r, lax)
+	if e.checked != allowed {
+		t.Fatalf("lax policy verdict = %v, want allowed", e.checked)
+	}
+	if got := (&Handler{policy: strict}).authorize(&e, now); got != invalidToken {
+		t.Fatalf("strict route on the lax route's entry = %v, want invalidToken", got)
+	}
+	e = newEntry(r, strict)
+	if got := (&Handler{policy: lax}).authorize(&e, now); got != allowed {
+		t.Fatalf("lax route on the strict route's entry = %v, want allowed", got)
+	}
+}
+
+// TestNewEntryFields checks the strings cut from the entry's one block and
+// the placeholder values.
+func TestNewEntryFields(t *testing.T) {
+	e := newEntry(&introspect.Result{
+		Active: true, ClientID: "agent", Scope: "a b", Audience: []string{"x", "y"}, JWT: "h.p.s",
+	}, &policy{})
+	if e.header() != "Bearer h.p.s" || e.scope() != "a b" || e.audience() != "x" || len(e.extras.moreAudience) != 1 || e.extras.moreAudience[0] != "y" {
+		t.Fatalf("entry = %+v", e)
+	}
+	// No sub: the user id placeholder falls back to client_id. Caddy
+	// renders placeholder values with caddy.ToString.
+	for name, got := range map[string]any{
+		"user id": (*userIDPlaceholder)(e.extras), "client id": (*clientIDPlaceholder)(e.extras), "scope": (*scopePlaceholder)(e.extras),
+	} {
+		want := map[string]string{"user id": "agent", "client id": "agent", "scope": "a b"}[name]
+		if s := caddy.ToString(got); s != want {
+			t.Errorf("%s placeholder renders %q, want %q", name, s, want)
+		}
+	}
+	if want := int64(len("a b") + len("x") + len("Bearer h.p.s") + 2*len("agent")); e.cost() < want {
+		t.Fatalf("cost %d is below the %d bytes of strings it holds", e.cost(), want)
+	}
+}
+
+// The cache keeps an entry inside its map slot only up to this size; a
+// larger entry still works but costs every hit one more CPU cache miss.
+func TestEntryFitsTheCacheSlot(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n > cache.InlineValueBytes {
+		t.Fatalf("entry is %d bytes, more than cache.InlineValueBytes (%d)", n, cache.InlineValueBytes)
+	}
+}
