@@ -52,7 +52,18 @@ type Config[V any] struct {
 	// Now is the clock for expiry decisions. Nil means time.Now. Tests
 	// inject a fake clock here so that they never sleep for a TTL.
 	Now func() time.Time
+
+	// SweepInterval is how often expired entries are removed to free
+	// their memory (Get never returns them, swept or not). Zero means
+	// DefaultSweepInterval; negative disables sweeping (tests).
+	SweepInterval time.Duration
 }
+
+// DefaultSweepInterval is the default [Config.SweepInterval]. A sweep reads
+// every entry once (about a millisecond per 10,000 entries), so once a
+// minute costs next to nothing and frees expired entries' memory well
+// within the usual token lifetimes.
+const DefaultSweepInterval = time.Minute
 
 // Cache is a byte-bounded cache of values of type V with absolute expiries
 // and single-flight loading. It is safe for concurrent use. Create one with
@@ -85,6 +96,15 @@ type Cache[V any] struct {
 	entries atomic.Int64
 	bytes   atomic.Int64
 
+	// stopSweep ends the sweeper goroutine; swept is closed when it has.
+	stopSweep chan struct{}
+	swept     chan struct{}
+
+	// onSweepListed, when non-nil, is called by sweep between listing the
+	// expired entries and deleting them. Tests use it to replace an entry
+	// in that window; it is never set in production.
+	onSweepListed func()
+
 	// onWait, when non-nil, is called by GetOrLoad right before a caller
 	// starts waiting for a load. Tests use it as a barrier; it is never set
 	// in production.
@@ -103,6 +123,7 @@ type Cache[V any] struct {
 // bits of it. A false hit would need two tokens whose SHA-256 keys share
 // 128 bits.
 type item[V any] struct {
+	hash  uint64 // key bytes 0..8, ristretto's key: what the sweeper deletes
 	check uint64 // key bytes 8..16
 	exp   int64  // absolute expiry, Unix nanoseconds by Cache.now; dead from exp on. 0: no item
 	val   V
@@ -111,7 +132,7 @@ type item[V any] struct {
 // InlineValueBytes is the largest unsafe.Sizeof of V for which the cache's
 // items stay inside ristretto's map slots (see item). Larger values work,
 // at the cost of one more pointer to follow on every hit.
-const InlineValueBytes = 72
+const InlineValueBytes = 64
 
 // New returns a Cache configured by cfg.
 func New[V any](cfg Config[V]) (*Cache[V], error) {
@@ -156,6 +177,16 @@ func New[V any](cfg Config[V]) (*Cache[V], error) {
 		return nil, err
 	}
 	c.rc = rc
+	interval := cfg.SweepInterval
+	if interval == 0 {
+		interval = DefaultSweepInterval
+	}
+	c.stopSweep, c.swept = make(chan struct{}), make(chan struct{})
+	if interval > 0 {
+		go c.sweepEvery(interval)
+	} else {
+		close(c.swept)
+	}
 	return c, nil
 }
 
@@ -229,7 +260,7 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 	if cost > c.maxBytes {
 		return false
 	}
-	it := item[V]{check: check64(key), exp: c.now().Add(ttl).UnixNano(), val: v}
+	it := item[V]{hash: hash64(key), check: check64(key), exp: c.now().Add(ttl).UnixNano(), val: v}
 	k := hash64(key)
 
 	c.mu.RLock()
@@ -242,8 +273,10 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 	// on its own goroutine before SetWithTTL even returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
-	// ristretto's TTL only reclaims memory; correctness is it.exp.
-	if !c.rc.SetWithTTL(k, it, cost, ttl) {
+	// No ristretto TTL: its Get would then read the clock on every hit
+	// (~100 ns on virtual machines), and expiry is it.exp's job anyway.
+	// The sweeper frees expired entries' memory.
+	if !c.rc.Set(k, it, cost) {
 		// Dropped before reaching ristretto's store (full set buffer):
 		// no OnExit will come for it.
 		c.entries.Add(-1)
@@ -295,6 +328,67 @@ func (c *Cache[V]) Bytes() int64 {
 	return max(c.bytes.Load(), 0)
 }
 
+// sweepEvery runs sweep at each interval until Close.
+func (c *Cache[V]) sweepEvery(interval time.Duration) {
+	defer close(c.swept)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopSweep:
+			return
+		case <-t.C:
+			c.sweep()
+		}
+	}
+}
+
+// sweepBatch bounds how many deletions one hold of the read lock covers,
+// so that a Close waiting for the write lock (and the requests queued
+// behind it) is not held up by a large sweep.
+const sweepBatch = 256
+
+// sweep deletes the entries expired by now and returns how many. It looks
+// at each candidate again just before deleting it, so that an entry
+// replaced by a fresh one for the same token in between is spared (what
+// remains of that race costs one reload, never a stale answer).
+func (c *Cache[V]) sweep() int {
+	now := c.now().UnixNano()
+	var dead []uint64
+	c.mu.RLock()
+	if !c.closed {
+		c.rc.IterValues(func(it item[V]) bool {
+			if now >= it.exp {
+				dead = append(dead, it.hash)
+			}
+			return false
+		})
+	}
+	c.mu.RUnlock()
+	if c.onSweepListed != nil {
+		c.onSweepListed()
+	}
+
+	n := 0
+	for len(dead) > 0 {
+		batch := dead[:min(sweepBatch, len(dead))]
+		dead = dead[len(batch):]
+		c.mu.RLock()
+		if c.closed {
+			c.mu.RUnlock()
+			break
+		}
+		for _, h := range batch {
+			if it, ok := c.rc.Get(h); ok && now >= it.exp {
+				c.rc.Del(h)
+				n++
+			}
+		}
+		c.mu.RUnlock()
+	}
+	return n
+}
+
 // Close releases the cache's goroutines and entries. It is idempotent and
 // safe to call concurrently with any other method; afterwards Get misses,
 // Set returns false, and GetOrLoad still loads (without storing).
@@ -306,4 +400,5 @@ func (c *Cache[V]) Close() {
 	}
 	c.closed = true
 	c.rc.Close()
+	close(c.stopSweep)
 }

@@ -210,7 +210,7 @@ func isSpace(c byte) bool {
 }
 
 // verdict is the outcome of authorizing a request with an entry.
-type verdict int
+type verdict uint8
 
 const (
 	allowed verdict = iota
