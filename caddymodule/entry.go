@@ -141,8 +141,8 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // cost is the bytes an entry references beyond its inline size (the cache
-// adds that and its own per-entry overhead), so that max_size bounds what
-// the process really holds.
+// adds that and its own per-entry overhead), so that the cache's byte
+// bound (see liveBytesFor) covers what entries really hold.
 func (e entry) cost() int64 {
 	if e.extras == nil {
 		return 0

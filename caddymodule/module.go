@@ -215,8 +215,11 @@ type CacheConfig struct {
 	// 0 disables negative caching. Default: 5s.
 	NegativeTTL *caddy.Duration `json:"negative_ttl,omitempty"`
 
-	// MaxSize bounds the cache in bytes of what entries really hold.
-	// Default: 64 MiB.
+	// MaxSize bounds, in bytes, the memory the cache makes the process
+	// hold: what its entries hold plus the room Go's collector keeps for
+	// them (GOGC percent more; see liveBytesFor). With the default
+	// GOGC=100 the entries themselves hold at most half of it. Entries
+	// beyond it are evicted. Default: 64 MiB.
 	MaxSize int64 `json:"max_size,omitempty"`
 }
 

@@ -161,7 +161,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.poolKey = identity + "\x00" + strconv.FormatInt(maxSize, 10)
 	val, _, err := caches.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		c, err := cache.New(cache.Config[entry]{
-			MaxBytes: maxSize,
+			MaxBytes: liveBytesFor(maxSize),
 			Cost:     entry.cost,
 			Now:      func() time.Time { return now() },
 		})
