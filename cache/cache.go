@@ -17,11 +17,11 @@ import (
 // which the cache adds itself).
 //
 // It approximates what one resident entry costs the process beyond the
-// value's own bytes: the item (32-byte key, expiry, cost, flags), ristretto's
-// store entry and its map slot, the policy's key→cost entry and the
-// expiration-bucket entry. Measured with the heap profiler on amd64 (see
-// TestEntryOverheadIsRealistic) and rounded up, so that MaxBytes is a bound on
-// memory actually held and not just on payload.
+// value's own bytes: the item's key check and expiry, ristretto's map slot
+// (and the empty share of its map), and the policy's key→cost entry.
+// Measured on amd64 (see TestEntryOverheadIsRealistic: about 170 bytes) and
+// rounded up, so that MaxBytes is a bound on memory actually held and not
+// just on payload.
 const EntryOverhead = 256
 
 // Ristretto sizing. NumCounters (TinyLFU frequency counters) should be about
@@ -207,9 +207,8 @@ func (c *Cache[V]) costOf(v V) int64 {
 }
 
 // Get returns the value stored under key, if any. It never returns an entry
-// whose expiry has been reached by the cache's clock, whatever ristretto's
-// (wall-clock, bucketed) reclamation has or has not done yet. A hit does not
-// allocate.
+// whose expiry has been reached by the cache's clock, whether or not the
+// sweeper has removed it yet. A hit does not allocate.
 func (c *Cache[V]) Get(key Key) (V, bool) {
 	return c.GetAt(key, c.now())
 }
@@ -261,7 +260,7 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 		return false
 	}
 	it := item[V]{hash: hash64(key), check: check64(key), exp: c.now().Add(ttl).UnixNano(), val: v}
-	k := hash64(key)
+	k := it.hash
 
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -270,7 +269,7 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 	}
 	c.rc.Del(k)
 	// Count before handing over: ristretto may reject (and call OnExit)
-	// on its own goroutine before SetWithTTL even returns.
+	// on its own goroutine before Set even returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
 	// No ristretto TTL: its Get would then read the clock on every hit

@@ -15,8 +15,9 @@
 //     and load errors are never cached.
 //
 // Storage and eviction are delegated to ristretto (TinyLFU admission, sampled
-// LFU eviction). Ristretto's own TTL is used only to reclaim memory; expiry
-// correctness is decided here, with the injected clock.
+// LFU eviction), which keeps each entry by value inside its map slot. Expiry
+// is decided here, with the injected clock; a sweeper goroutine frees
+// expired entries' memory ([Config.SweepInterval]).
 //
 // This package must not import Caddy: it is shared by the Caddy glue and by
 // tests and tools that run without Caddy.

@@ -377,12 +377,31 @@ func runMemory(rep *report, as *stubAS, start func(name, admin, probe string, ro
 			rerun.requests, rep.memRerunASCalls, len(tokens), rerun.firstErr)
 	}
 	// Every entry holds at least "Bearer <JWT>" and the cache's fixed
-	// per-entry overhead, so max_size cannot hold more than this many.
-	rep.memCapacityAtMost = cfg.MemMaxSize / int64(len("Bearer ")+len(as.jwt)+cache.EntryOverhead)
-	logf("(e): RSS %s -> %s, live heap %s -> %s; re-run: %d of %d from the cache (max_size holds at most %d)",
+	// per-entry overhead, and the entries share max_size's live part (the
+	// rest is the collector's headroom, README "Cache"), so the cache
+	// cannot hold more than this many.
+	rep.memCapacityAtMost = liveBudget(cfg.MemMaxSize) / int64(len("Bearer ")+len(as.jwt)+cache.EntryOverhead)
+	logf("(e): RSS %s -> %s, live heap %s -> %s; re-run: %d of %d from the cache (max_size's live part holds at most %d)",
 		fmtBytes(rep.memRSSBefore), fmtBytes(rep.memRSSAfter), fmtBytes(rep.memHeapBefore), fmtBytes(rep.memHeapAfter),
 		rep.memCachedHits, len(tokens), rep.memCapacityAtMost)
 	return nil
+}
+
+// liveBudget is the part of max_size the gateway's entries may hold, by
+// the documented rule max_size ÷ (1 + GOGC/100) (all of it with GOGC=off).
+// The gateway inherits this process's GOGC.
+func liveBudget(maxSize int64) int64 {
+	gogc := 100
+	switch v := os.Getenv("GOGC"); v {
+	case "":
+	case "off":
+		return maxSize
+	default:
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			gogc = n
+		}
+	}
+	return int64(float64(maxSize) * 100 / float64(100+gogc))
 }
 
 // medianRatio is the median over rounds of s's req/s divided by (a)'s in
@@ -444,7 +463,7 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(w, "  round %d: b %.2f, b' %.2f, c %.2f;", i+1, rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
 		}
 	}
-	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size holds at most %s\n",
+	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size's live part holds at most %s\n",
 		fmtBytes(r.memHeapBefore), fmtBytes(r.memHeapAfter), fmtBytes(r.memHeapAfter-r.memHeapBefore),
 		fmtInt(r.memCachedHits), fmtInt(int64(cfg.MemTokens)), fmtInt(r.memCapacityAtMost))
 
