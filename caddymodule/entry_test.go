@@ -125,3 +125,15 @@ func TestEntryFitsTheCacheSlot(t *testing.T) {
 		t.Fatalf("entry is %d bytes, more than cache.InlineValueBytes (%d)", n, cache.InlineValueBytes)
 	}
 }
+
+// concat reports the heap's size class, not the length: 1,100 bytes take
+// a 1,152-byte object on amd64 and arm64.
+func TestConcatReportsTheSizeClass(t *testing.T) {
+	s, n := concat("Bearer ", string(make([]byte, 1093)))
+	if len(s) != 1100 || s[:7] != "Bearer " {
+		t.Fatalf("concat = %d bytes starting %q", len(s), s[:7])
+	}
+	if n != 1152 {
+		t.Fatalf("concat reports %d bytes for a 1,100-byte block, want the 1,152-byte size class", n)
+	}
+}
