@@ -3,7 +3,6 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -78,12 +77,9 @@ type Cache[V any] struct {
 	overhead int64
 	maxBytes int64
 
-	// mu guards rc against Close. Ristretto is not safe to use concurrently
-	// with or after its Close (a Set or Get racing Close can send on a
-	// closed channel and panic), and Caddy may Close a cache while a
-	// straggling request of an old config still uses it. Every access holds
-	// the read lock; Close takes the write lock.
-	mu     sync.RWMutex
+	// guard keeps Close away from every use of rc; closed is written
+	// under all its stripes and read under one.
+	guard  closeGuard
 	closed bool
 	rc     *ristretto.Cache[uint64, item[V]]
 
@@ -218,14 +214,14 @@ func (c *Cache[V]) Get(key Key) (V, bool) {
 // time anyway (to check a token's exp on every request) saves a second
 // clock read per lookup, which costs ~50 ns on virtual machines.
 func (c *Cache[V]) GetAt(key Key, now time.Time) (V, bool) {
-	c.mu.RLock()
+	m := c.guard.rlock()
 	if c.closed {
-		c.mu.RUnlock()
+		m.RUnlock()
 		var zero V
 		return zero, false
 	}
 	it, ok := c.rc.Get(hash64(key))
-	c.mu.RUnlock()
+	m.RUnlock()
 	if !ok || it.check != check64(key) || now.UnixNano() >= it.exp {
 		var zero V
 		return zero, false
@@ -262,8 +258,7 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 	it := item[V]{hash: hash64(key), check: check64(key), exp: c.now().Add(ttl).UnixNano(), val: v}
 	k := it.hash
 
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	defer c.guard.rlock().RUnlock()
 	if c.closed {
 		return false
 	}
@@ -293,8 +288,7 @@ func (c *Cache[V]) Set(key Key, v V, ttl time.Duration) bool {
 // Del removes the entry stored under key, if any. The removal is visible to
 // Get immediately.
 func (c *Cache[V]) Del(key Key) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	defer c.guard.rlock().RUnlock()
 	if c.closed {
 		return
 	}
@@ -306,8 +300,7 @@ func (c *Cache[V]) Del(key Key) {
 // Len returns the approximate number of resident entries, for tests and
 // metrics. Entries that have expired but not yet been reclaimed are counted.
 func (c *Cache[V]) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	defer c.guard.rlock().RUnlock()
 	if c.closed {
 		return 0
 	}
@@ -319,8 +312,7 @@ func (c *Cache[V]) Len() int {
 // for a moment while a concurrent Set awaits admission. For metrics and
 // tests.
 func (c *Cache[V]) Bytes() int64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	defer c.guard.rlock().RUnlock()
 	if c.closed {
 		return 0
 	}
@@ -354,7 +346,7 @@ const sweepBatch = 256
 func (c *Cache[V]) sweep() int {
 	now := c.now().UnixNano()
 	var dead []uint64
-	c.mu.RLock()
+	m := c.guard.rlock()
 	if !c.closed {
 		c.rc.IterValues(func(it item[V]) bool {
 			if now >= it.exp {
@@ -363,7 +355,7 @@ func (c *Cache[V]) sweep() int {
 			return false
 		})
 	}
-	c.mu.RUnlock()
+	m.RUnlock()
 	if c.onSweepListed != nil {
 		c.onSweepListed()
 	}
@@ -372,9 +364,9 @@ func (c *Cache[V]) sweep() int {
 	for len(dead) > 0 {
 		batch := dead[:min(sweepBatch, len(dead))]
 		dead = dead[len(batch):]
-		c.mu.RLock()
+		m := c.guard.rlock()
 		if c.closed {
-			c.mu.RUnlock()
+			m.RUnlock()
 			break
 		}
 		for _, h := range batch {
@@ -383,7 +375,7 @@ func (c *Cache[V]) sweep() int {
 				n++
 			}
 		}
-		c.mu.RUnlock()
+		m.RUnlock()
 	}
 	return n
 }
@@ -392,8 +384,8 @@ func (c *Cache[V]) sweep() int {
 // safe to call concurrently with any other method; afterwards Get misses,
 // Set returns false, and GetOrLoad still loads (without storing).
 func (c *Cache[V]) Close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.guard.lockAll()
+	defer c.guard.unlockAll()
 	if c.closed {
 		return
 	}

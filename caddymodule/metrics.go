@@ -48,23 +48,13 @@ const (
 // registration, and counts must carry on across config reloads.
 var metrics = struct {
 	once          sync.Once
-	requests      *prometheus.CounterVec
+	requests      *requestCounter
 	introspection *prometheus.HistogramVec
-	// requestsBy holds the requests counter's child per result, looked
-	// up once: WithLabelValues hashes the label values and takes a lock
-	// on every call, which the hit path would pay per request. The
-	// children stay valid because the vector is never reset.
-	requestsBy [numResults]prometheus.Counter
 }{}
 
 func initMetrics() {
 	metrics.once.Do(func() {
-		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "caddy",
-			Subsystem: "phantom_token",
-			Name:      "requests_total",
-			Help:      "Requests seen by phantom_token, by result of the token lookup.",
-		}, []string{"result"})
+		metrics.requests = newRequestCounter()
 		metrics.introspection = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "caddy",
 			Subsystem: "phantom_token",
@@ -72,9 +62,6 @@ func initMetrics() {
 			Help:      "Latency of calls to the authorization server, by outcome.",
 			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"outcome"})
-		for r := range numResults {
-			metrics.requestsBy[r] = metrics.requests.WithLabelValues(resultLabels[r])
-		}
 	})
 }
 
@@ -97,7 +84,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 }
 
 func countRequest(result requestResult) {
-	metrics.requestsBy[result].Inc()
+	metrics.requests.inc(result)
 }
 
 func observeIntrospection(outcome string, d time.Duration) {
