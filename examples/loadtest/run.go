@@ -22,8 +22,9 @@ type scenario struct {
 	name    string
 	res     loadResult
 	asCalls int64
-	tokens  int64 // distinct tokens sent, where that matters
-	rss     int64 // the gateway's RSS after the scenario's last round
+	tokens  int64         // distinct tokens sent, where that matters
+	rss     int64         // the gateway's RSS after the scenario's last round
+	cpu     time.Duration // the gateway process's CPU time during the scenario's rounds
 	note    string
 }
 
@@ -187,7 +188,9 @@ func run(cfg config, out io.Writer) (*report, error) {
 				before = as.callCount(st.as)
 			}
 			tokensBefore := missSeq.Load()
+			cpuBefore := cpuTime(gw.pid())
 			res, err := st.spec.run()
+			st.s.cpu += cpuTime(gw.pid()) - cpuBefore
 			as.setLatency(0)
 			if err != nil {
 				return nil, err
@@ -462,6 +465,18 @@ func (r *report) print(out io.Writer) {
 		if rr[0] > 0 {
 			fmt.Fprintf(w, "  round %d: b %.2f, b' %.2f, c %.2f;", i+1, rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
 		}
+	}
+	if r.cfg.Caddy != "inprocess" && r.a.cpu > 0 {
+		// Less noisy than req/s: what each request cost the gateway
+		// process itself (the upstream and the load generator share the
+		// machine but not this figure).
+		perReq := func(s *scenario) string {
+			if s.res.requests == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.1f µs", float64(s.cpu.Microseconds())/float64(s.res.requests))
+		}
+		fmt.Fprintf(w, "\ngateway CPU per request: (a) %s, (b) %s, (b') %s, (c) %s", perReq(&r.a), perReq(&r.b), perReq(&r.bMany), perReq(&r.c))
 	}
 	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size's live part holds at most %s\n",
 		fmtBytes(r.memHeapBefore), fmtBytes(r.memHeapAfter), fmtBytes(r.memHeapAfter-r.memHeapBefore),
