@@ -213,6 +213,9 @@ type route struct {
 	maxSize int64  // cache max_size in bytes; 0 = default
 	// noNegative sets negative_ttl 0: inactive answers are not cached.
 	noNegative bool
+	// setAuthorization, on a plain reverse_proxy route, replaces the
+	// Authorization header sent upstream, as phantom_token does.
+	setAuthorization string
 }
 
 const (
@@ -229,6 +232,9 @@ func gatewayConfig(dir, adminAddr, asAddr, upstreamAddr string, routes []route) 
 	for i, r := range routes {
 		proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": upstreamAddr}}}
 		handlers := []any{proxy}
+		if r.setAuthorization != "" {
+			proxy["headers"] = map[string]any{"request": map[string]any{"set": map[string]any{"Authorization": []string{r.setAuthorization}}}}
+		}
 		if r.asRoute != "" {
 			pt := map[string]any{
 				"handler":                "phantom_token",

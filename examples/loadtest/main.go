@@ -13,6 +13,8 @@
 // every comparison is made in the same run:
 //
 //	(a)  plain reverse_proxy: the baseline
+//	(a') reverse_proxy replacing Authorization with the ~1 KiB JWT that
+//	     (b) forwards, no phantom_token: what forwarding a JWT costs alone
 //	(b)  phantom_token + reverse_proxy, cache hits on 1 token
 //	(b') the same over N distinct warm tokens (-warm-tokens, 10,000)
 //	(c)  misses: a new token on every request, AS latency -miss-latency (1 ms)
@@ -35,9 +37,9 @@ import (
 
 func main() {
 	cfg := defaultConfig()
-	flag.IntVar(&cfg.Concurrency, "c", cfg.Concurrency, "connections (closed-loop workers) for (a), (b), (b'), (c) and (e)")
-	flag.DurationVar(&cfg.Duration, "d", cfg.Duration, "duration of one measurement of (a), (b), (b') or (c)")
-	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of (a), (b), (b'), (c), alternating")
+	flag.IntVar(&cfg.Concurrency, "c", cfg.Concurrency, "connections (closed-loop workers) for (a), (a'), (b), (b'), (c) and (e)")
+	flag.DurationVar(&cfg.Duration, "d", cfg.Duration, "duration of one measurement of (a), (a'), (b), (b') or (c)")
+	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of (a), (a'), (b), (b'), (c), alternating")
 	flag.IntVar(&cfg.WarmTokens, "warm-tokens", cfg.WarmTokens, "distinct warm tokens of (b')")
 	flag.DurationVar(&cfg.MissLatency, "miss-latency", cfg.MissLatency, "AS latency during (c)")
 	flag.IntVar(&cfg.StampedeRequests, "stampede", cfg.StampedeRequests, "concurrent requests of (d), on one cold token")

@@ -32,7 +32,8 @@ type scenario struct {
 type report struct {
 	cfg                               config
 	a, b, bMany, c, d, e              scenario
-	rounds                            [][4]float64 // per round: rps of a, b, b', c
+	aJWT                              scenario     // (a'): (a) forwarding the JWT (b) forwards, without phantom_token
+	rounds                            [][5]float64 // per round: rps of a, b, b', c, a'
 	stampedeOK                        int64
 	memRSSBefore, memRSSAfter         int64
 	memHeapBefore, memHeapAfter       int64
@@ -54,7 +55,7 @@ func (r *report) structuralFailures() []string {
 	if r.c.asCalls != r.c.tokens || r.c.tokens == 0 {
 		f = append(f, fmt.Sprintf("(c) misses made %d AS calls for %d distinct tokens, want equal", r.c.asCalls, r.c.tokens))
 	}
-	for _, s := range []*scenario{&r.a, &r.b, &r.bMany, &r.c, &r.e} {
+	for _, s := range []*scenario{&r.a, &r.aJWT, &r.b, &r.bMany, &r.c, &r.e} {
 		if s.res.errors > 0 {
 			f = append(f, fmt.Sprintf("%s: %d failed requests (first: %s)", s.name, s.res.errors, s.res.firstErr))
 		}
@@ -107,11 +108,11 @@ func run(cfg config, out io.Writer) (*report, error) {
 	}
 	defer serveOn(asLn, as)()
 
-	addrs, err := freeAddrs(6)
+	addrs, err := freeAddrs(7)
 	if err != nil {
 		return nil, err
 	}
-	admin, addrA, addrB, addrC, memAdmin, addrE := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5]
+	admin, addrA, addrB, addrC, memAdmin, addrE, addrAJWT := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]
 	start := func(name, admin, probe string, routes []route) (gateway, error) {
 		conf := gatewayConfig(dir, admin, asAddr, upAddr, routes)
 		if bin == "inprocess" {
@@ -125,7 +126,10 @@ func run(cfg config, out io.Writer) (*report, error) {
 	}
 
 	logf("gateway: %s; %s; %s", rep.gatewayKind, rep.machine, rep.goVersionTx)
-	gw, err := start("gateway", admin, addrA, []route{{listen: addrA}, {listen: addrB, asRoute: "hit"}, {listen: addrC, asRoute: "miss"}})
+	gw, err := start("gateway", admin, addrA, []route{
+		{listen: addrA}, {listen: addrB, asRoute: "hit"}, {listen: addrC, asRoute: "miss"},
+		{listen: addrAJWT, setAuthorization: "Bearer " + as.jwt},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -153,9 +157,9 @@ func run(cfg config, out io.Writer) (*report, error) {
 		return nil, fmt.Errorf("warming made %d AS calls, want %d", got, want)
 	}
 
-	// Alternating rounds of (a), (b), (b'), (c); the order rotates each
+	// Alternating rounds of (a), (b), (b'), (c), (a'); the order rotates each
 	// round so that no scenario always follows the same one.
-	rep.a.name, rep.b.name, rep.bMany.name, rep.c.name = "(a)", "(b)", "(b')", "(c)"
+	rep.a.name, rep.b.name, rep.bMany.name, rep.c.name, rep.aJWT.name = "(a)", "(b)", "(b')", "(c)", "(a')"
 	var missSeq atomic.Int64
 	type step struct {
 		s    *scenario
@@ -176,9 +180,10 @@ func run(cfg config, out io.Writer) (*report, error) {
 		{&rep.c, spec(addrC, func(int, int) string {
 			return "miss-opaque-token-" + strconv.FormatInt(missSeq.Add(1), 10)
 		}), "miss", cfg.MissLatency},
+		{&rep.aJWT, spec(addrAJWT, hot), "", 0},
 	}
 	for r := range cfg.Rounds {
-		var rps [4]float64
+		var rps [5]float64
 		for k := range steps {
 			j := (k + r) % len(steps)
 			st := steps[j]
@@ -411,7 +416,7 @@ func liveBudget(maxSize int64) int64 {
 // the same round: robust to a round disturbed by other work on the
 // machine, which a ratio of totals is not.
 func (r *report) medianRatio(s *scenario) float64 {
-	j := map[*scenario]int{&r.a: 0, &r.b: 1, &r.bMany: 2, &r.c: 3}[s]
+	j := map[*scenario]int{&r.a: 0, &r.b: 1, &r.bMany: 2, &r.c: 3, &r.aJWT: 4}[s]
 	var ratios []float64
 	for _, rr := range r.rounds {
 		if rr[0] > 0 {
@@ -450,6 +455,7 @@ func (r *report) print(out io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", label, rps, fmtDur(s.res.hist.quantile(0.5)), fmtDur(s.res.hist.quantile(0.99)), ratioS, as, rss)
 	}
 	row("(a) reverse_proxy", &r.a, fmtInt(int64(a)), "1.00", "—", fmtBytes(r.a.rss))
+	row("(a') reverse_proxy setting (b)'s 1 KiB JWT upstream, no phantom_token", &r.aJWT, fmtInt(int64(r.aJWT.res.rps())), ratio(&r.aJWT), "—", fmtBytes(r.aJWT.rss))
 	row("(b) phantom_token hits, 1 token", &r.b, fmtInt(int64(r.b.res.rps())), ratio(&r.b), fmtInt(r.b.asCalls), fmtBytes(r.b.rss))
 	row(fmt.Sprintf("(b') hits, %s warm tokens", fmtInt(int64(cfg.WarmTokens))), &r.bMany, fmtInt(int64(r.bMany.res.rps())), ratio(&r.bMany), fmtInt(r.bMany.asCalls), fmtBytes(r.bMany.rss))
 	row(fmt.Sprintf("(c) misses, new token per request, AS %s", cfg.MissLatency), &r.c, fmtInt(int64(r.c.res.rps())), ratio(&r.c),
@@ -463,7 +469,7 @@ func (r *report) print(out io.Writer) {
 	fmt.Fprintf(w, "\nper-round ratios to (a):")
 	for i, rr := range r.rounds {
 		if rr[0] > 0 {
-			fmt.Fprintf(w, "  round %d: b %.2f, b' %.2f, c %.2f;", i+1, rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
+			fmt.Fprintf(w, "  round %d: a' %.2f, b %.2f, b' %.2f, c %.2f;", i+1, rr[4]/rr[0], rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
 		}
 	}
 	if r.cfg.Caddy != "inprocess" && r.a.cpu > 0 {
@@ -476,7 +482,7 @@ func (r *report) print(out io.Writer) {
 			}
 			return fmt.Sprintf("%.1f µs", float64(s.cpu.Microseconds())/float64(s.res.requests))
 		}
-		fmt.Fprintf(w, "\ngateway CPU per request: (a) %s, (b) %s, (b') %s, (c) %s", perReq(&r.a), perReq(&r.b), perReq(&r.bMany), perReq(&r.c))
+		fmt.Fprintf(w, "\ngateway CPU per request: (a) %s, (a') %s, (b) %s, (b') %s, (c) %s", perReq(&r.a), perReq(&r.aJWT), perReq(&r.b), perReq(&r.bMany), perReq(&r.c))
 	}
 	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size's live part holds at most %s\n",
 		fmtBytes(r.memHeapBefore), fmtBytes(r.memHeapAfter), fmtBytes(r.memHeapAfter-r.memHeapBefore),
