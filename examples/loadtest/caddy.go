@@ -181,6 +181,22 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
+// idleTime is the machine's idle CPU time so far, all CPUs, from the
+// first line of /proc/stat (in USER_HZ ticks).
+func idleTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0
+	}
+	idle, _ := strconv.ParseInt(f[4], 10, 64)
+	return time.Duration(idle) * (time.Second / 100)
+}
+
 // heapAfterGC asks the gateway to collect garbage and returns its live
 // heap (HeapAlloc) from expvar. Caddy's admin endpoint serves both
 // /debug/pprof/heap?gc=1 (which runs a GC) and /debug/vars. For an

@@ -25,15 +25,22 @@ type scenario struct {
 	tokens  int64         // distinct tokens sent, where that matters
 	rss     int64         // the gateway's RSS after the scenario's last round
 	cpu     time.Duration // the gateway process's CPU time during the scenario's rounds
-	note    string
+	selfCPU time.Duration // this process's (load generator, upstream, AS)
+	idle    time.Duration // the machine's idle CPU time, all CPUs
+	// ratios are, round by round, the scenario's req/s divided by the
+	// mean req/s of the (a) measurements just before and just after it.
+	ratios []float64
+	// p99Deltas are, round by round, the scenario's p99 minus the mean p99
+	// of the same two (a) measurements.
+	p99Deltas []time.Duration
+	note      string
 }
 
 // report is a run's results.
 type report struct {
 	cfg                               config
 	a, b, bMany, c, d, e              scenario
-	aJWT                              scenario     // (a'): (a) forwarding the JWT (b) forwards, without phantom_token
-	rounds                            [][5]float64 // per round: rps of a, b, b', c, a'
+	aJWT                              scenario // (a'): (a) forwarding the JWT (b) forwards, without phantom_token
 	stampedeOK                        int64
 	memRSSBefore, memRSSAfter         int64
 	memHeapBefore, memHeapAfter       int64
@@ -91,7 +98,7 @@ func run(cfg config, out io.Writer) (*report, error) {
 	}
 
 	// The upstream and the AS.
-	upAddr, stopUp, err := startServer(upstream())
+	upAddr, stopUp, err := startUpstream()
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +164,8 @@ func run(cfg config, out io.Writer) (*report, error) {
 		return nil, fmt.Errorf("warming made %d AS calls, want %d", got, want)
 	}
 
-	// Alternating rounds of (a), (b), (b'), (c), (a'); the order rotates each
-	// round so that no scenario always follows the same one.
+	// Rounds of (b), (b'), (c), (a'), each measured between two
+	// measurements of (a), its ratio taken to their mean (see schedule).
 	rep.a.name, rep.b.name, rep.bMany.name, rep.c.name, rep.aJWT.name = "(a)", "(b)", "(b')", "(c)", "(a')"
 	var missSeq atomic.Int64
 	type step struct {
@@ -172,7 +179,7 @@ func run(cfg config, out io.Writer) (*report, error) {
 	}
 	hot := func(int, int) string { return hotToken }
 	steps := []step{
-		{&rep.a, spec(addrA, hot), "", 0},
+		{&rep.a, spec(addrA, hot), "", 0}, // steps[0] is the baseline
 		{&rep.b, spec(addrB, hot), "hit", 0},
 		{&rep.bMany, spec(addrB, func(w, i int) string {
 			return manyTokens[(w*len(manyTokens)/cfg.Concurrency+i)%len(manyTokens)]
@@ -182,37 +189,48 @@ func run(cfg config, out io.Writer) (*report, error) {
 		}), "miss", cfg.MissLatency},
 		{&rep.aJWT, spec(addrAJWT, hot), "", 0},
 	}
-	for r := range cfg.Rounds {
-		var rps [5]float64
-		for k := range steps {
-			j := (k + r) % len(steps)
-			st := steps[j]
-			as.setLatency(st.lat)
-			before := int64(0)
-			if st.as != "" {
-				before = as.callCount(st.as)
-			}
-			tokensBefore := missSeq.Load()
-			cpuBefore := cpuTime(gw.pid())
-			res, err := st.spec.run()
-			st.s.cpu += cpuTime(gw.pid()) - cpuBefore
-			as.setLatency(0)
-			if err != nil {
-				return nil, err
-			}
-			if st.as != "" {
-				st.s.asCalls += as.callCount(st.as) - before
-			}
-			if st.s == &rep.c {
-				st.s.tokens += missSeq.Load() - tokensBefore
-			}
-			st.s.res.add(res)
-			st.s.rss = rssBytes(gw.pid())
-			rps[j] = res.rps()
-			logf("round %d %-4s %9.0f req/s  p50 %-8s p99 %-8s errors %d", r+1, st.s.name, res.rps(),
-				fmtDur(res.hist.quantile(0.5)), fmtDur(res.hist.quantile(0.99)), res.errors)
+	plan := schedule(cfg.Rounds, len(steps)-1)
+	rps := make([]float64, len(plan))
+	p99 := make([]time.Duration, len(plan))
+	for i, m := range plan {
+		st := steps[m.step]
+		as.setLatency(st.lat)
+		before := int64(0)
+		if st.as != "" {
+			before = as.callCount(st.as)
 		}
-		rep.rounds = append(rep.rounds, rps)
+		tokensBefore := missSeq.Load()
+		cpuBefore, selfBefore, idleBefore := cpuTime(gw.pid()), cpuTime(os.Getpid()), idleTime()
+		profiled := startCPUProfile(cfg, admin, fmt.Sprintf("%s-%03d", profileName(st.s.name), i+1))
+		res, err := st.spec.run()
+		st.s.cpu += cpuTime(gw.pid()) - cpuBefore
+		st.s.selfCPU += cpuTime(os.Getpid()) - selfBefore
+		st.s.idle += idleTime() - idleBefore
+		if perr := profiled(); perr != nil {
+			return nil, perr
+		}
+		as.setLatency(0)
+		if err != nil {
+			return nil, err
+		}
+		if st.as != "" {
+			st.s.asCalls += as.callCount(st.as) - before
+		}
+		if st.s == &rep.c {
+			st.s.tokens += missSeq.Load() - tokensBefore
+		}
+		st.s.res.add(res)
+		st.s.rss = rssBytes(gw.pid())
+		rps[i], p99[i] = res.rps(), res.hist.quantile(0.99)
+		logf("round %d %-4s %9.0f req/s  p50 %-8s p99 %-8s errors %d", m.round+1, st.s.name, res.rps(),
+			fmtDur(res.hist.quantile(0.5)), fmtDur(res.hist.quantile(0.99)), res.errors)
+	}
+	for i, m := range plan {
+		if m.step != 0 {
+			s := steps[m.step].s
+			s.ratios = append(s.ratios, rps[i]/((rps[i-1]+rps[i+1])/2))
+			s.p99Deltas = append(s.p99Deltas, p99[i]-(p99[i-1]+p99[i+1])/2)
+		}
 	}
 
 	// (d) the stampede.
@@ -412,25 +430,26 @@ func liveBudget(maxSize int64) int64 {
 	return int64(float64(maxSize) * 100 / float64(100+gogc))
 }
 
-// medianRatio is the median over rounds of s's req/s divided by (a)'s in
-// the same round: robust to a round disturbed by other work on the
-// machine, which a ratio of totals is not.
-func (r *report) medianRatio(s *scenario) float64 {
-	j := map[*scenario]int{&r.a: 0, &r.b: 1, &r.bMany: 2, &r.c: 3, &r.aJWT: 4}[s]
-	var ratios []float64
-	for _, rr := range r.rounds {
-		if rr[0] > 0 {
-			ratios = append(ratios, rr[j]/rr[0])
-		}
-	}
-	if len(ratios) == 0 {
+// medianRatio is the median over rounds of s's ratio to (a): robust to a
+// round disturbed by other work on the machine, which a ratio of totals is
+// not. 0 when there were no rounds.
+func (r *report) medianRatio(s *scenario) float64 { return median(s.ratios) }
+
+// medianP99Delta is the median over rounds of s's p99 minus that of the
+// (a) measured around it.
+func (r *report) medianP99Delta(s *scenario) time.Duration { return median(s.p99Deltas) }
+
+// median is the middle value of xs (the mean of the two middle ones for an
+// even count), or 0 for none.
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
 		return 0
 	}
-	slices.Sort(ratios)
-	if n := len(ratios); n%2 == 0 {
-		return (ratios[n/2-1] + ratios[n/2]) / 2
+	sorted := slices.Sorted(slices.Values(xs))
+	if n := len(sorted); n%2 == 0 {
+		return (sorted[n/2-1] + sorted[n/2]) / 2
 	}
-	return ratios[len(ratios)/2]
+	return sorted[len(sorted)/2]
 }
 
 // print writes the table and the targets.
@@ -447,8 +466,9 @@ func (r *report) print(out io.Writer) {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintf(w, "\nphantom_token load test — %s\n", r.machine)
-	fmt.Fprintf(w, "gateway: %s, %s; %d connections, %d rounds of %s per scenario, alternating;\n", r.gatewayKind, r.goVersionTx, cfg.Concurrency, cfg.Rounds, cfg.Duration)
-	fmt.Fprintf(w, "ratio to (a) = median over rounds of (req/s ÷ (a)'s req/s in the same round)\n\n")
+	fmt.Fprintf(w, "gateway: %s, %s; %d connections, %d rounds of %s per scenario, each between two of (a);\n", r.gatewayKind, r.goVersionTx, cfg.Concurrency, cfg.Rounds, cfg.Duration)
+	fmt.Fprintf(w, "ratio to (a) = median over rounds of (req/s ÷ mean req/s of the (a) measured just before and just after);\n")
+	fmt.Fprintf(w, "p50 and p99 are of all the scenario's requests\n\n")
 	fmt.Fprintf(w, "| scenario | req/s | p50 | p99 | ratio to (a) | AS calls | RSS |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|\n")
 	row := func(label string, s *scenario, rps, ratioS, as, rss string) {
@@ -467,10 +487,8 @@ func (r *report) print(out io.Writer) {
 		fmt.Sprintf("%s → %s (+%s)", fmtBytes(r.memRSSBefore), fmtBytes(r.memRSSAfter), fmtBytes(r.memRSSAfter-r.memRSSBefore)))
 
 	fmt.Fprintf(w, "\nper-round ratios to (a):")
-	for i, rr := range r.rounds {
-		if rr[0] > 0 {
-			fmt.Fprintf(w, "  round %d: a' %.2f, b %.2f, b' %.2f, c %.2f;", i+1, rr[4]/rr[0], rr[1]/rr[0], rr[2]/rr[0], rr[3]/rr[0])
-		}
+	for i := range r.b.ratios {
+		fmt.Fprintf(w, "  round %d: a' %.2f, b %.2f, b' %.2f, c %.2f;", i+1, r.aJWT.ratios[i], r.b.ratios[i], r.bMany.ratios[i], r.c.ratios[i])
 	}
 	if r.cfg.Caddy != "inprocess" && r.a.cpu > 0 {
 		// Less noisy than req/s: what each request cost the gateway
@@ -483,6 +501,10 @@ func (r *report) print(out io.Writer) {
 			return fmt.Sprintf("%.1f µs", float64(s.cpu.Microseconds())/float64(s.res.requests))
 		}
 		fmt.Fprintf(w, "\ngateway CPU per request: (a) %s, (a') %s, (b) %s, (b') %s, (c) %s", perReq(&r.a), perReq(&r.aJWT), perReq(&r.b), perReq(&r.bMany), perReq(&r.c))
+		selfPer := func(s *scenario) string {
+			return fmt.Sprintf("%.1f µs (idle %.0f%%)", float64(s.selfCPU.Microseconds())/float64(s.res.requests), 100*s.idle.Seconds()/(s.res.elapsed.Seconds()*float64(runtime.NumCPU())))
+		}
+		fmt.Fprintf(w, "\nload generator + upstream + AS CPU per request: (a) %s, (a') %s, (b) %s, (b') %s", selfPer(&r.a), selfPer(&r.aJWT), selfPer(&r.b), selfPer(&r.bMany))
 	}
 	fmt.Fprintf(w, "\n(e) live heap after GC: %s → %s (+%s); re-run: %s of %s tokens still cached, max_size's live part holds at most %s\n",
 		fmtBytes(r.memHeapBefore), fmtBytes(r.memHeapAfter), fmtBytes(r.memHeapAfter-r.memHeapBefore),
@@ -498,9 +520,10 @@ func (r *report) print(out io.Writer) {
 	}
 	bRatio, bmRatio := r.medianRatio(&r.b), r.medianRatio(&r.bMany)
 	dp99 := r.b.res.hist.quantile(0.99) - r.a.res.hist.quantile(0.99)
-	check(bRatio >= 0.95, "(b) ≥ 0.95 × (a) req/s: %.2f", bRatio)
-	check(dp99 <= 200*time.Microsecond, "(b) p99 ≤ (a) p99 + 0.2 ms: %+.3f ms", float64(dp99)/1e6)
-	check(bmRatio >= 0.90, "(b') ≥ 0.90 × (a) req/s: %.2f", bmRatio)
+	check(bRatio >= 0.95, "(b) ≥ 0.95 × (a) req/s: %.3f", bRatio)
+	check(dp99 <= 200*time.Microsecond, "(b) p99 ≤ (a) p99 + 0.2 ms: %+.3f ms (median over rounds of the difference to the (a) around it: %+.3f ms)",
+		float64(dp99)/1e6, float64(r.medianP99Delta(&r.b))/1e6)
+	check(bmRatio >= 0.90, "(b') ≥ 0.90 × (a) req/s: %.3f", bmRatio)
 	check(r.c.asCalls == r.c.tokens, "(c) AS calls = distinct tokens: %d = %d", r.c.asCalls, r.c.tokens)
 	check(r.d.asCalls == 1, "(d) exactly 1 AS call: %d", r.d.asCalls)
 	growth, limit := r.memRSSAfter-r.memRSSBefore, cfg.MemMaxSize*12/10

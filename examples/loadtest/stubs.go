@@ -17,32 +17,11 @@ import (
 	"time"
 )
 
-// startServer serves h on a fresh 127.0.0.1 port and returns its address
-// and a function that stops it.
-func startServer(h http.Handler) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	return ln.Addr().String(), serveOn(ln, h), nil
-}
-
 // serveOn serves h on ln and returns a function that stops it.
 func serveOn(ln net.Listener, h http.Handler) (stop func()) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }
-}
-
-// upstream is the fastest useful backend: a fixed 3-byte answer with a
-// Content-Length, so what is measured is the gateway, not the backend.
-func upstream() http.Handler {
-	body := []byte("ok\n")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Length"] = []string{"3"}
-		w.Header()["Content-Type"] = []string{"text/plain"}
-		_, _ = w.Write(body)
-	})
 }
 
 // stubAS is a Curity-style authorization server: every POST to
