@@ -468,7 +468,7 @@ func (r *report) print(out io.Writer) {
 	fmt.Fprintf(w, "\nphantom_token load test — %s\n", r.machine)
 	fmt.Fprintf(w, "gateway: %s, %s; %d connections, %d rounds of %s per scenario, each between two of (a);\n", r.gatewayKind, r.goVersionTx, cfg.Concurrency, cfg.Rounds, cfg.Duration)
 	fmt.Fprintf(w, "ratio to (a) = median over rounds of (req/s ÷ mean req/s of the (a) measured just before and just after);\n")
-	fmt.Fprintf(w, "p50 and p99 are of all the scenario's requests\n\n")
+	fmt.Fprintf(w, "p50 and p99 are of all the scenario's requests; the p99 target compares each round's p99 with its two (a)s, like the ratio\n\n")
 	fmt.Fprintf(w, "| scenario | req/s | p50 | p99 | ratio to (a) | AS calls | RSS |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|\n")
 	row := func(label string, s *scenario, rps, ratioS, as, rss string) {
@@ -519,10 +519,14 @@ func (r *report) print(out io.Writer) {
 		fmt.Fprintf(w, "  %s "+format+"\n", append([]any{mark}, args...)...)
 	}
 	bRatio, bmRatio := r.medianRatio(&r.b), r.medianRatio(&r.bMany)
-	dp99 := r.b.res.hist.quantile(0.99) - r.a.res.hist.quantile(0.99)
+	// Like the ratios, the p99 target is judged round by round, against
+	// the (a) measured around each (b): the table's p99s pool rounds
+	// taken while the machine ran at different speeds, and (b) has half
+	// as many rounds as (a) to pool. Both figures are printed.
+	dp99 := r.medianP99Delta(&r.b)
 	check(bRatio >= 0.95, "(b) ≥ 0.95 × (a) req/s: %.3f", bRatio)
-	check(dp99 <= 200*time.Microsecond, "(b) p99 ≤ (a) p99 + 0.2 ms: %+.3f ms (median over rounds of the difference to the (a) around it: %+.3f ms)",
-		float64(dp99)/1e6, float64(r.medianP99Delta(&r.b))/1e6)
+	check(dp99 <= 200*time.Microsecond, "(b) p99 ≤ (a) p99 + 0.2 ms: %+.3f ms (median over rounds; the table's p99s differ by %+.3f ms)",
+		float64(dp99)/1e6, float64(r.b.res.hist.quantile(0.99)-r.a.res.hist.quantile(0.99))/1e6)
 	check(bmRatio >= 0.90, "(b') ≥ 0.90 × (a) req/s: %.3f", bmRatio)
 	check(r.c.asCalls == r.c.tokens, "(c) AS calls = distinct tokens: %d = %d", r.c.asCalls, r.c.tokens)
 	check(r.d.asCalls == 1, "(d) exactly 1 AS call: %d", r.d.asCalls)
