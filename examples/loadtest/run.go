@@ -490,6 +490,10 @@ func (r *report) print(out io.Writer) {
 	for i := range r.b.ratios {
 		fmt.Fprintf(w, "  round %d: a' %.2f, b %.2f, b' %.2f, c %.2f;", i+1, r.aJWT.ratios[i], r.b.ratios[i], r.bMany.ratios[i], r.c.ratios[i])
 	}
+	fmt.Fprintf(w, "\nper-round (b) p99 minus (a)'s:")
+	for i, d := range r.b.p99Deltas {
+		fmt.Fprintf(w, " %d: %+.3f ms;", i+1, float64(d)/1e6)
+	}
 	if r.cfg.Caddy != "inprocess" && r.a.cpu > 0 {
 		// Less noisy than req/s: what each request cost the gateway
 		// process itself (the upstream and the load generator share the
