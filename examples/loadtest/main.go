@@ -6,9 +6,10 @@
 //	cd examples/loadtest && go run . -quick   # smoke run, about 25 seconds
 //
 // It builds the custom Caddy (examples/caddy) into a temp dir and runs it as
-// its own process, with a fast upstream and a stub Curity-style AS (a ~1 KiB
-// RS256 JWT per token, verified by the gateway against the AS JWKS) on
-// 127.0.0.1 in this process. A small closed-loop HTTP/1.1 load generator
+// its own process, with a minimal upstream and a stub Curity-style AS (one
+// RS256 JWT of ~1 KiB, -jwt-bytes, for every token, verified by the gateway
+// against the AS JWKS) on 127.0.0.1 in this process. A small closed-loop
+// HTTP/1.1 load generator
 // (fixed connections, fixed duration) measures, in rounds where each
 // scenario runs right between two runs of (a), so every comparison is made
 // in the same run and at the same moment:
@@ -48,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.MissLatency, "miss-latency", cfg.MissLatency, "AS latency during (c)")
 	flag.IntVar(&cfg.StampedeRequests, "stampede", cfg.StampedeRequests, "concurrent requests of (d), on one cold token")
 	flag.DurationVar(&cfg.StampedeLatency, "stampede-latency", cfg.StampedeLatency, "AS latency during (d): long enough for every request to arrive while the one introspection is in flight")
+	flag.IntVar(&cfg.JWTBytes, "jwt-bytes", cfg.JWTBytes, "length of the JWT the stub AS answers and (a') and (b) forward (at least about 650: its claims and RS256 signature)")
 	flag.IntVar(&cfg.MemTokens, "mem-tokens", cfg.MemTokens, "distinct tokens cached in (e)")
 	flag.Int64Var(&cfg.MemMaxSize, "mem-max-size", cfg.MemMaxSize, "cache max_size in bytes for (e)")
 	flag.StringVar(&cfg.MemGoMemLimit, "mem-gomemlimit", "", "GOMEMLIMIT of the (e) Caddy process (e.g. 150MiB); empty leaves the Go default")
@@ -84,6 +86,7 @@ type config struct {
 	MissLatency      time.Duration
 	StampedeRequests int
 	StampedeLatency  time.Duration
+	JWTBytes         int
 	MemTokens        int
 	MemMaxSize       int64
 	MemGoMemLimit    string
@@ -104,6 +107,7 @@ func defaultConfig() config {
 		MissLatency:      time.Millisecond,
 		StampedeRequests: 1_000,
 		StampedeLatency:  300 * time.Millisecond,
+		JWTBytes:         1024,
 		MemTokens:        100_000,
 		MemMaxSize:       64 << 20,
 	}

@@ -47,6 +47,7 @@ type report struct {
 	memCachedHits, memCapacityAtMost  int64
 	memLoadErrors, memRerunASCalls    int64
 	gatewayKind, machine, goVersionTx string
+	jwtBytes                          int // the length of the AS's JWT, as made
 }
 
 // structuralFailures lists the facts that must hold whatever the timing:
@@ -108,12 +109,13 @@ func run(cfg config, out io.Writer) (*report, error) {
 		return nil, err
 	}
 	asAddr := asLn.Addr().String()
-	as, err := newStubAS("http://"+asAddr, resource)
+	as, err := newStubAS("http://"+asAddr, resource, cfg.JWTBytes)
 	if err != nil {
 		asLn.Close()
 		return nil, err
 	}
 	defer serveOn(asLn, as)()
+	rep.jwtBytes = len(as.jwt)
 
 	addrs, err := freeAddrs(7)
 	if err != nil {
@@ -475,14 +477,14 @@ func (r *report) print(out io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", label, rps, fmtDur(s.res.hist.quantile(0.5)), fmtDur(s.res.hist.quantile(0.99)), ratioS, as, rss)
 	}
 	row("(a) reverse_proxy", &r.a, fmtInt(int64(a)), "1.00", "—", fmtBytes(r.a.rss))
-	row("(a') reverse_proxy setting (b)'s 1 KiB JWT upstream, no phantom_token", &r.aJWT, fmtInt(int64(r.aJWT.res.rps())), ratio(&r.aJWT), "—", fmtBytes(r.aJWT.rss))
+	row(fmt.Sprintf("(a') reverse_proxy setting (b)'s %s JWT upstream, no phantom_token", fmtSize(r.jwtBytes)), &r.aJWT, fmtInt(int64(r.aJWT.res.rps())), ratio(&r.aJWT), "—", fmtBytes(r.aJWT.rss))
 	row("(b) phantom_token hits, 1 token", &r.b, fmtInt(int64(r.b.res.rps())), ratio(&r.b), fmtInt(r.b.asCalls), fmtBytes(r.b.rss))
 	row(fmt.Sprintf("(b') hits, %s warm tokens", fmtInt(int64(cfg.WarmTokens))), &r.bMany, fmtInt(int64(r.bMany.res.rps())), ratio(&r.bMany), fmtInt(r.bMany.asCalls), fmtBytes(r.bMany.rss))
 	row(fmt.Sprintf("(c) misses, new token per request, AS %s", cfg.MissLatency), &r.c, fmtInt(int64(r.c.res.rps())), ratio(&r.c),
 		fmt.Sprintf("%s (tokens %s)", fmtInt(r.c.asCalls), fmtInt(r.c.tokens)), fmtBytes(r.c.rss))
 	row(fmt.Sprintf("(d) stampede, %s concurrent on 1 cold token, AS %s", fmtInt(int64(cfg.StampedeRequests)), cfg.StampedeLatency), &r.d,
 		fmtInt(int64(r.d.res.rps())), "—", fmtInt(r.d.asCalls), fmtBytes(r.d.rss))
-	row(fmt.Sprintf("(e) %s tokens, ~1 KiB JWTs, max_size %s", fmtInt(int64(cfg.MemTokens)), fmtBytes(cfg.MemMaxSize)), &r.e,
+	row(fmt.Sprintf("(e) %s tokens, %s JWTs, max_size %s", fmtInt(int64(cfg.MemTokens)), fmtSize(r.jwtBytes), fmtBytes(cfg.MemMaxSize)), &r.e,
 		fmtInt(int64(r.e.res.rps())), "—", fmtInt(r.e.asCalls),
 		fmt.Sprintf("%s → %s (+%s)", fmtBytes(r.memRSSBefore), fmtBytes(r.memRSSAfter), fmtBytes(r.memRSSAfter-r.memRSSBefore)))
 
@@ -553,6 +555,14 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
 	}
+}
+
+// fmtSize writes a JWT length: bytes under 1 KiB, else KiB to one decimal.
+func fmtSize(n int) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }
 
 func fmtBytes(n int64) string {

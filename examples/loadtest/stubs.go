@@ -44,7 +44,9 @@ type stubAS struct {
 // asRoutes are the introspection paths the gateway routes use.
 var asRoutes = []string{"hit", "miss", "mem"}
 
-func newStubAS(issuer, audience string) (*stubAS, error) {
+// newStubAS makes the AS and its one JWT, padded to about jwtBytes
+// (never shorter than its claims and RS256 signature, about 650 bytes).
+func newStubAS(issuer, audience string, jwtBytes int) (*stubAS, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -64,11 +66,13 @@ func newStubAS(issuer, audience string) (*stubAS, error) {
 		"scope": "mcp:tools openid", "iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix(),
 		"jti": "loadtest-jti-0001",
 	}
-	// Pad the claims so the whole JWT is about 1 KiB, the size of a
-	// typical AS-issued access token with a few custom claims.
+	// Pad the claims so the whole JWT is about jwtBytes (by default
+	// 1 KiB, the size of a typical AS-issued access token with a few
+	// custom claims).
 	head := enc([]byte(`{"alg":"RS256","typ":"at+jwt","kid":"loadtest-1"}`))
 	payload, _ := json.Marshal(claims)
-	const sigLen, target = 342, 1024
+	const sigLen = 342
+	target := jwtBytes
 	if pad := (target-len(head)-sigLen-2)*3/4 - len(payload) - len(`,"pad":""`); pad > 0 {
 		claims["pad"] = strings.Repeat("p", pad)
 		payload, _ = json.Marshal(claims)
