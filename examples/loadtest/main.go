@@ -9,10 +9,9 @@
 // its own process, with a minimal upstream and a stub Curity-style AS (one
 // RS256 JWT of ~1 KiB, -jwt-bytes, for every token, verified by the gateway
 // against the AS JWKS) on 127.0.0.1 in this process. A small closed-loop
-// HTTP/1.1 load generator
-// (fixed connections, fixed duration) measures, in rounds where each
-// scenario runs right between two runs of (a), so every comparison is made
-// in the same run and at the same moment:
+// HTTP/1.1 load generator (fixed connections, fixed duration) measures, in
+// rounds where each scenario runs right between two runs of (a), so every
+// comparison is made in the same run and at the same moment:
 //
 //	(a)  plain reverse_proxy: the baseline
 //	(a') reverse_proxy replacing Authorization with the ~1 KiB JWT that
