@@ -227,12 +227,9 @@ func run(cfg config, out io.Writer) (*report, error) {
 		logf("round %d %-4s %9.0f req/s  p50 %-8s p99 %-8s errors %d", m.round+1, st.s.name, res.rps(),
 			fmtDur(res.hist.quantile(0.5)), fmtDur(res.hist.quantile(0.99)), res.errors)
 	}
-	for i, m := range plan {
-		if m.step != 0 {
-			s := steps[m.step].s
-			s.ratios = append(s.ratios, rps[i]/((rps[i-1]+rps[i+1])/2))
-			s.p99Deltas = append(s.p99Deltas, p99[i]-(p99[i-1]+p99[i+1])/2)
-		}
+	ratios, p99Deltas := paired(plan, rps, p99)
+	for j := 1; j < len(steps); j++ {
+		steps[j].s.ratios, steps[j].s.p99Deltas = ratios[j], p99Deltas[j]
 	}
 
 	// (d) the stampede.
@@ -489,7 +486,7 @@ func (r *report) print(out io.Writer) {
 		fmt.Sprintf("%s → %s (+%s)", fmtBytes(r.memRSSBefore), fmtBytes(r.memRSSAfter), fmtBytes(r.memRSSAfter-r.memRSSBefore)))
 
 	fmt.Fprintf(w, "\nper-round ratios to (a):")
-	for i := range r.b.ratios {
+	for i := range min(len(r.aJWT.ratios), len(r.b.ratios), len(r.bMany.ratios), len(r.c.ratios)) {
 		fmt.Fprintf(w, "  round %d: a' %.2f, b %.2f, b' %.2f, c %.2f;", i+1, r.aJWT.ratios[i], r.b.ratios[i], r.bMany.ratios[i], r.c.ratios[i])
 	}
 	fmt.Fprintf(w, "\nper-round (b) p99 minus (a)'s:")
@@ -508,6 +505,9 @@ func (r *report) print(out io.Writer) {
 		}
 		fmt.Fprintf(w, "\ngateway CPU per request: (a) %s, (a') %s, (b) %s, (b') %s, (c) %s", perReq(&r.a), perReq(&r.aJWT), perReq(&r.b), perReq(&r.bMany), perReq(&r.c))
 		selfPer := func(s *scenario) string {
+			if s.res.requests == 0 {
+				return "—"
+			}
 			return fmt.Sprintf("%.1f µs (idle %.0f%%)", float64(s.selfCPU.Microseconds())/float64(s.res.requests), 100*s.idle.Seconds()/(s.res.elapsed.Seconds()*float64(runtime.NumCPU())))
 		}
 		fmt.Fprintf(w, "\nload generator + upstream + AS CPU per request: (a) %s, (a') %s, (b) %s, (b') %s", selfPer(&r.a), selfPer(&r.aJWT), selfPer(&r.b), selfPer(&r.bMany))

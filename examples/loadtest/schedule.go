@@ -1,5 +1,7 @@
 package main
 
+import "time"
+
 // measurement is one entry of a run's plan: scenario steps[step] in round
 // round. Step 0 is the baseline (a).
 type measurement struct{ step, round int }
@@ -22,4 +24,23 @@ func schedule(rounds, others int) []measurement {
 		}
 	}
 	return plan
+}
+
+// paired compares each measurement of plan other than (a) with the two (a)
+// around it: its req/s divided by their mean req/s, and its p99 minus their
+// mean p99. Results are per step, in round order. A measurement whose two
+// (a)s both answered nothing gives no result (their failed requests are
+// reported elsewhere).
+func paired(plan []measurement, rps []float64, p99 []time.Duration) (ratios map[int][]float64, p99Deltas map[int][]time.Duration) {
+	ratios, p99Deltas = map[int][]float64{}, map[int][]time.Duration{}
+	for i, m := range plan {
+		if m.step == 0 || i == 0 || i == len(plan)-1 {
+			continue
+		}
+		if base := (rps[i-1] + rps[i+1]) / 2; base > 0 {
+			ratios[m.step] = append(ratios[m.step], rps[i]/base)
+			p99Deltas[m.step] = append(p99Deltas[m.step], p99[i]-(p99[i-1]+p99[i+1])/2)
+		}
+	}
+	return ratios, p99Deltas
 }
