@@ -2,7 +2,7 @@
 // reverse_proxy, and checks that a burst of tokens never turns into a burst
 // on the authorization server (issue 5).
 //
-//	cd examples/loadtest && go run .          # full run, about 6 minutes on 2 cores
+//	cd examples/loadtest && go run .          # full run, about 4.5 minutes on 2 cores
 //	cd examples/loadtest && go run . -quick   # smoke run, about 25 seconds
 //
 // It builds the custom Caddy (examples/caddy) into a temp dir and runs it as
@@ -43,7 +43,8 @@ func main() {
 	cfg := defaultConfig()
 	flag.IntVar(&cfg.Concurrency, "c", cfg.Concurrency, "connections (closed-loop workers) for (a), (a'), (b), (b'), (c) and (e); the default is 4 per CPU")
 	flag.DurationVar(&cfg.Duration, "d", cfg.Duration, "duration of one measurement of (a), (a'), (b), (b') or (c)")
-	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of (a'), (b), (b'), (c), each measured between two measurements of (a)")
+	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of (a'), (b), (b'), each measured between two measurements of (a)")
+	flag.IntVar(&cfg.MissRounds, "miss-rounds", cfg.MissRounds, "rounds of (c), each between two measurements of (a), after the others")
 	flag.IntVar(&cfg.WarmTokens, "warm-tokens", cfg.WarmTokens, "distinct warm tokens of (b')")
 	flag.DurationVar(&cfg.MissLatency, "miss-latency", cfg.MissLatency, "AS latency during (c)")
 	flag.IntVar(&cfg.StampedeRequests, "stampede", cfg.StampedeRequests, "concurrent requests of (d), on one cold token")
@@ -81,6 +82,7 @@ type config struct {
 	Concurrency      int
 	Duration         time.Duration
 	Rounds           int
+	MissRounds       int
 	WarmTokens       int
 	MissLatency      time.Duration
 	StampedeRequests int
@@ -106,6 +108,7 @@ func defaultConfig() config {
 		// of eight, (b) read 0.942 while (b'), which does more, read
 		// 0.970). 32 rounds narrow that by about √2.
 		Rounds:           32,
+		MissRounds:       4,
 		WarmTokens:       10_000,
 		MissLatency:      time.Millisecond,
 		StampedeRequests: 1_000,
@@ -122,6 +125,7 @@ func (c config) quick() config {
 	c.Quick = true
 	c.Duration = time.Second
 	c.Rounds = 1
+	c.MissRounds = 1
 	c.WarmTokens = 1_000
 	c.MemTokens = 10_000
 	c.MemMaxSize = 4 << 20

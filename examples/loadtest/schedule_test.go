@@ -8,11 +8,14 @@ import (
 
 // TestScheduleSurroundsEveryMeasurementWithBaselines checks the property
 // the ratios rely on: every scenario other than (a) is measured exactly
-// once per round, right between two measurements of (a).
+// once per round, right between two measurements of (a), also across
+// two joined plans (the hits, then the misses, as run does).
 func TestScheduleSurroundsEveryMeasurementWithBaselines(t *testing.T) {
-	const rounds, others = 5, 4
-	plan := schedule(rounds, others)
-	if got, want := len(plan), 1+2*rounds*others; got != want {
+	const rounds, missRounds = 5, 2
+	hits := []int{1, 2, 4}
+	plan := schedule(rounds, hits...)
+	plan = append(plan, schedule(missRounds, 3)[1:]...)
+	if got, want := len(plan), 1+2*rounds*len(hits)+2*missRounds; got != want {
 		t.Fatalf("plan has %d measurements, want %d", got, want)
 	}
 	seen := map[[2]int]int{}
@@ -25,17 +28,21 @@ func TestScheduleSurroundsEveryMeasurementWithBaselines(t *testing.T) {
 		}
 		seen[[2]int{m.step, m.round}]++
 	}
-	for s := 1; s <= others; s++ {
+	for _, s := range hits {
 		for r := range rounds {
 			if seen[[2]int{s, r}] != 1 {
 				t.Errorf("step %d measured %d times in round %d, want 1", s, seen[[2]int{s, r}], r)
 			}
 		}
 	}
-	// The order rotates: over the rounds, every scenario comes first once
-	// (with rounds ≥ others).
+	for r := range missRounds {
+		if seen[[2]int{3, r}] != 1 {
+			t.Errorf("step 3 measured %d times in miss round %d, want 1", seen[[2]int{3, r}], r)
+		}
+	}
+	// The order rotates: round r starts with hits[r % 3].
 	for r := range rounds {
-		if got, want := plan[1+2*others*r].step, 1+r%others; got != want {
+		if got, want := plan[1+2*len(hits)*r].step, hits[r%len(hits)]; got != want {
 			t.Errorf("round %d starts with step %d, want %d", r, got, want)
 		}
 	}
@@ -50,7 +57,7 @@ func TestScheduleSurroundsEveryMeasurementWithBaselines(t *testing.T) {
 // ratio to a single (a) elsewhere in the round would not.
 func TestPairedCancelsLinearDrift(t *testing.T) {
 	const rounds, others = 6, 4
-	plan := schedule(rounds, others)
+	plan := schedule(rounds, 1, 2, 3, 4)
 	rps := make([]float64, len(plan))
 	p99 := make([]time.Duration, len(plan))
 	for i, m := range plan {
