@@ -470,7 +470,7 @@ func (r *report) print(out io.Writer) {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintf(w, "\nphantom_token load test — %s\n", r.machine)
-	fmt.Fprintf(w, "gateway: %s, %s; %d connections; measurements of %s: %d rounds of (a'), (b), (b'), then %d of (c), each between two of (a);\n",
+	fmt.Fprintf(w, "gateway: %s, %s; %d connections; measurements of %s: (a'), (b), (b') in %d rounds, then (c) in %d, each between two of (a);\n",
 		r.gatewayKind, r.goVersionTx, cfg.Concurrency, cfg.Duration, cfg.Rounds, cfg.MissRounds)
 	fmt.Fprintf(w, "ratio to (a) = median over rounds of (req/s ÷ mean req/s of the (a) measured just before and just after);\n")
 	fmt.Fprintf(w, "p50 and p99 are of all the scenario's requests; the p99 target compares each round's p99 with its two (a)s, like the ratio\n\n")
