@@ -193,8 +193,9 @@ func run(cfg config, out io.Writer) (*report, error) {
 	}
 	// The hits first, then (c) in rounds of its own: a miss round leaves
 	// garbage and new cache entries behind, and the (a) measured after it
-	// ran 2 to 10 % slower than the (a)s around it, which inflated the
-	// ratio of whichever hit scenario came next.
+	// was slower than the (a)s around it in each of eight runs (by 0.5 to
+	// 10 %, median per run), which inflated the ratio of whichever hit
+	// scenario came next.
 	plan := schedule(cfg.Rounds, 1, 2, 4)
 	plan = append(plan, schedule(cfg.MissRounds, 3)[1:]...)
 	rps := make([]float64, len(plan))
