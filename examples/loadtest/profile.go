@@ -18,8 +18,8 @@ func startCPUProfile(cfg config, adminAddr, name string) (wait func() error) {
 	if cfg.CPUProfileDir == "" {
 		return func() error { return nil }
 	}
-	// The profile endpoint takes whole seconds; a measurement of under
-	// one second is profiled for one.
+	// The profile endpoint takes whole seconds; main refuses -cpuprofile
+	// with a -d that is not a whole number of them.
 	secs := max(1, int(cfg.Duration/time.Second))
 	done := make(chan error, 1)
 	go func() {
