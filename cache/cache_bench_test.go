@@ -34,13 +34,21 @@ func newBenchCache(b *testing.B, maxBytes int64) *Cache[string] {
 	return c
 }
 
-// BenchmarkGet is a hit on one warm entry, key precomputed.
-func BenchmarkGet(b *testing.B) {
+// newWarmBenchCache is a bench cache holding one ~1 KiB entry under
+// benchToken's key, which it returns.
+func newWarmBenchCache(b *testing.B) (*Cache[string], Key) {
+	b.Helper()
 	c := newBenchCache(b, 1<<20)
 	k := NewKeyer(benchIdentity).Key(benchToken)
 	if !c.Set(k, "Bearer "+strings.Repeat("j", 1024), time.Hour) {
 		b.Fatal("Set refused")
 	}
+	return c, k
+}
+
+// BenchmarkGet is a hit on one warm entry, key precomputed.
+func BenchmarkGet(b *testing.B) {
+	c, k := newWarmBenchCache(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, ok := c.Get(k); !ok {
@@ -53,11 +61,7 @@ func BenchmarkGet(b *testing.B) {
 // read path's shared state (the close guard, ristretto's shard lock and
 // access buffer) shows up here.
 func BenchmarkGetParallel(b *testing.B) {
-	c := newBenchCache(b, 1<<20)
-	k := NewKeyer(benchIdentity).Key(benchToken)
-	if !c.Set(k, "Bearer "+strings.Repeat("j", 1024), time.Hour) {
-		b.Fatal("Set refused")
-	}
+	c, k := newWarmBenchCache(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
