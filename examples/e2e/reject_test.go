@@ -29,13 +29,7 @@ func TestSessionIDWithoutTokenIsChallengedNotProxied(t *testing.T) {
 	posts := func() int { return s.upstream.CountMethod(http.MethodPost) }
 	before := posts()
 	resp, _ := s.postMCP(t, list, session...)
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("session id without a token: status %d, want 401", resp.StatusCode)
-	}
-	c := bearerChallenge(t, resp)
-	c.wantParam(t, "resource_metadata", s.metadataURL)
-	c.wantParam(t, "scope", scopeTools)
-	c.wantNoParam(t, "error")
+	c := s.wantMissingTokenChallenge(t, resp, "session id without a token")
 	if got := posts(); got != before {
 		t.Errorf("the MCP server received %d POSTs for the unauthenticated one, want 0: %s", got-before, summary(s.upstream.Requests()))
 	}
@@ -114,15 +108,25 @@ func TestTokenWithoutRequiredScopeIsInsufficientScope(t *testing.T) {
 func TestRequestWithoutTokenIsChallenged(t *testing.T) {
 	s := startStack(t)
 	resp, _ := s.postMCP(t, initializeMessage)
+	s.wantMissingTokenChallenge(t, resp, "no token")
+	s.wantIntrospections(t, 0)
+	if n := s.upstream.Count(); n != 0 {
+		t.Errorf("%d requests without a token reached the MCP server", n)
+	}
+}
+
+// wantMissingTokenChallenge checks the answer to a request that carried no
+// token: 401 with a challenge naming the metadata and the scope, and no
+// error code (RFC 6750 §3.1: none when the request had no credentials).
+// It returns the challenge.
+func (s *stack) wantMissingTokenChallenge(t *testing.T, resp *http.Response, what string) challenge {
+	t.Helper()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("no token: status %d, want 401", resp.StatusCode)
+		t.Fatalf("%s: status %d, want 401", what, resp.StatusCode)
 	}
 	c := bearerChallenge(t, resp)
 	c.wantParam(t, "resource_metadata", s.metadataURL)
 	c.wantParam(t, "scope", scopeTools)
 	c.wantNoParam(t, "error")
-	s.wantIntrospections(t, 0)
-	if n := s.upstream.Count(); n != 0 {
-		t.Errorf("%d requests without a token reached the MCP server", n)
-	}
+	return c
 }
