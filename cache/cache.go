@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
-	"golang.org/x/sync/singleflight"
 )
 
 // EntryOverhead is the fixed number of bytes charged for every entry on top
@@ -83,7 +82,7 @@ type Cache[V any] struct {
 	closed bool
 	rc     *ristretto.Cache[uint64, item[V]]
 
-	flights singleflight.Group
+	flights flights[V]
 
 	// entries and bytes count what Set handed to ristretto minus what
 	// ristretto reported leaving (OnExit: evicted, rejected, replaced,

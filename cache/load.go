@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -22,36 +23,64 @@ func (e *PanicError) Error() string {
 	return fmt.Sprintf("cache: load panicked: %v", e.Value)
 }
 
-// flightResult is what one single-flight load hands to all of its waiters.
-type flightResult[V any] struct {
-	val V
-	hit bool // the flight found the value already cached
+// flight is one load shared by every concurrent caller of a key.
+type flight[V any] struct {
+	done chan struct{} // closed when val, hit and err are set
+	val  V
+	hit  bool // the flight found the value already cached
+	err  error
+
+	// waiters counts the callers still waiting, under flightsMu; when it
+	// drops to zero before done, nobody wants the answer any more and
+	// cancel stops the load (and its retries).
+	waiters int
+	cancel  context.CancelFunc
 }
 
-// GetOrLoad returns the value cached under key (hit=true). On a miss it runs
-// load exactly once for all concurrent callers of that key (single-flight),
-// stores the value for the ttl load returns, and returns it (hit=false) to
-// every waiter.
+// flights is the single-flight table of a Cache.
+type flights[V any] struct {
+	mu sync.Mutex
+	m  map[Key]*flight[V]
+}
+
+// GetOrLoad is [Cache.GetOrLoadIf] accepting every cached value.
+func (c *Cache[V]) GetOrLoad(ctx context.Context, key Key, load func(ctx context.Context) (V, time.Duration, error)) (v V, hit bool, err error) {
+	return c.GetOrLoadIf(ctx, key, nil, load)
+}
+
+// GetOrLoadIf returns the value cached under key (hit=true) when accept
+// (nil: always) takes it. Otherwise it runs load exactly once for all
+// concurrent callers of that key (single-flight), stores the value for the
+// ttl load returns, and returns it (hit=false) to every waiter.
+//
+// accept lets callers that share a cache but differ in how old an entry
+// they take (routes with different revocation windows) refuse an entry
+// another caller would still use: their miss loads a fresh value, which
+// then replaces the entry.
 //
 // Nothing is stored when err != nil (authorization-server errors are never
-// cached: the next request tries again) or ttl <= 0. Storage may also be
-// refused by admission (see [Cache.Set]); the value is returned regardless.
+// cached: the next request tries again). When ttl <= 0 the fresh value is
+// not stored and the entry it supersedes, if any, is removed: the load's
+// answer is newer than it (a token found revoked by a route that caches
+// nothing must not stay cached for the others). Storage may also be refused
+// by admission (see [Cache.Set]); the value is returned regardless.
 //
-// load runs on its own goroutine with context.WithoutCancel(ctx) of the
-// caller that started it: it keeps that caller's values (logger, trace) but
-// not its cancellation, so one client disconnecting does not fail the others
-// waiting on the same token. load must therefore bound its own duration
-// (e.g. context.WithTimeout): until it returns, every caller of this key
-// joins it. Each waiter still returns early with its own ctx.Err() when its
-// ctx is done; the load then carries on and stores its result for the next
-// request.
+// load runs on its own goroutine with a context derived from
+// context.WithoutCancel(ctx) of the caller that started it: it keeps that
+// caller's values (logger, trace) but not its cancellation, so one client
+// disconnecting does not fail the others waiting on the same token. Each
+// waiter returns early with its own ctx.Err() when its ctx is done; when
+// the last waiter has gone, the load's context is cancelled (nobody wants
+// the answer: it must not keep retrying) and the next caller starts a new
+// flight. load must bound its own duration (e.g. context.WithTimeout) and
+// may still store a value it completed.
 //
-// hit is also true when the flight found the value already stored by a
-// flight that finished just before it started: no load ran for it.
+// hit is also true when the flight found an accepted value already stored
+// by a flight that finished just before it started: no load ran for it.
 //
 // A panic in load is returned to every waiter as a *[PanicError].
-func (c *Cache[V]) GetOrLoad(ctx context.Context, key Key, load func(ctx context.Context) (V, time.Duration, error)) (v V, hit bool, err error) {
-	if v, ok := c.Get(key); ok {
+func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(V) bool, load func(ctx context.Context) (V, time.Duration, error)) (v V, hit bool, err error) {
+	if v, ok := c.Get(key); ok && (accept == nil || accept(v)) {
 		return v, true, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -59,35 +88,102 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key Key, load func(ctx context
 		var zero V
 		return zero, false, err
 	}
-	loadCtx := context.WithoutCancel(ctx)
-	ch := c.flights.DoChan(string(key[:]), func() (any, error) {
-		// A flight that finished between our Get and DoChan has already
-		// stored (Set waits for visibility): do not load twice.
-		if v, ok := c.Get(key); ok {
-			return flightResult[V]{val: v, hit: true}, nil
-		}
-		v, ttl, err := safeLoad(loadCtx, load)
-		if err != nil {
-			return nil, err
-		}
-		c.Set(key, v, ttl) // ttl <= 0 or refused admission: not stored, still returned
-		return flightResult[V]{val: v}, nil
-	})
+	f := c.join(ctx, key, accept, load)
 	if c.onWait != nil {
 		c.onWait()
 	}
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			var zero V
-			return zero, false, r.Err
-		}
-		res := r.Val.(flightResult[V])
-		return res.val, res.hit, nil
+	case <-f.done:
 	case <-ctx.Done():
+		c.leave(key, f)
 		var zero V
 		return zero, false, ctx.Err()
 	}
+	if f.err != nil {
+		var zero V
+		return zero, false, f.err
+	}
+	if f.hit && accept != nil && !accept(f.val) {
+		// The flight's starter took a cached value this caller refuses
+		// (another route with a longer revocation window). Rare: load
+		// for this caller alone rather than queue behind other flights.
+		return c.loadAlone(ctx, key, load)
+	}
+	return f.val, f.hit, nil
+}
+
+// join adds the caller to the flight for key, starting one if none runs.
+func (c *Cache[V]) join(ctx context.Context, key Key, accept func(V) bool, load func(context.Context) (V, time.Duration, error)) *flight[V] {
+	c.flights.mu.Lock()
+	defer c.flights.mu.Unlock()
+	if f := c.flights.m[key]; f != nil {
+		f.waiters++
+		return f
+	}
+	if c.flights.m == nil {
+		c.flights.m = make(map[Key]*flight[V])
+	}
+	loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f := &flight[V]{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	c.flights.m[key] = f
+	go c.run(loadCtx, key, f, accept, load)
+	return f
+}
+
+// leave removes a waiter that stopped waiting; the last one to leave
+// cancels the load and retires the flight so that later callers start
+// afresh instead of joining a cancelled load.
+func (c *Cache[V]) leave(key Key, f *flight[V]) {
+	c.flights.mu.Lock()
+	defer c.flights.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 {
+		return
+	}
+	if c.flights.m[key] == f {
+		delete(c.flights.m, key)
+	}
+	f.cancel()
+}
+
+// run is the body of a flight.
+func (c *Cache[V]) run(ctx context.Context, key Key, f *flight[V], accept func(V) bool, load func(context.Context) (V, time.Duration, error)) {
+	defer f.cancel()
+	// A flight that finished between the caller's Get and join has
+	// already stored (Set waits for visibility): do not load twice.
+	if v, ok := c.Get(key); ok && (accept == nil || accept(v)) {
+		f.val, f.hit = v, true
+	} else {
+		f.val, f.err = c.loadAndStore(ctx, key, load)
+	}
+	c.flights.mu.Lock()
+	if c.flights.m[key] == f {
+		delete(c.flights.m, key)
+	}
+	c.flights.mu.Unlock()
+	close(f.done)
+}
+
+// loadAlone loads and stores for one caller, outside the flight table.
+func (c *Cache[V]) loadAlone(ctx context.Context, key Key, load func(context.Context) (V, time.Duration, error)) (V, bool, error) {
+	v, err := c.loadAndStore(ctx, key, load)
+	return v, false, err
+}
+
+// loadAndStore runs load and stores its value (see GetOrLoadIf for when a
+// value is not stored).
+func (c *Cache[V]) loadAndStore(ctx context.Context, key Key, load func(context.Context) (V, time.Duration, error)) (V, error) {
+	v, ttl, err := safeLoad(ctx, load)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	if ttl <= 0 {
+		c.Del(key)
+	} else {
+		c.Set(key, v, ttl) // refused admission: not stored, still returned
+	}
+	return v, nil
 }
 
 // safeLoad calls load, converting a panic into a *PanicError (see there).
