@@ -151,6 +151,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Timeout = dur
 		case "realm":
 			err = oneArg(d, &h.Realm)
+		case "leeway":
+			var dur caddy.Duration
+			err = durationArg(d, &dur, true)
+			h.Leeway = dur
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}

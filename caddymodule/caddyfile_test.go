@@ -41,6 +41,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		}
 		timeout 3s
 		realm mcp
+		leeway 30s
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -68,6 +69,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		Cache:                 &CacheConfig{MaxTTL: &zero, NegativeTTL: &two, MaxSize: 1 << 20},
 		Timeout:               caddy.Duration(3 * time.Second),
 		Realm:                 "mcp",
+		Leeway:                caddy.Duration(30 * time.Second),
 	}
 	if !reflect.DeepEqual(h, want) {
 		got, _ := json.Marshal(h)

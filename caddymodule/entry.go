@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -25,21 +26,28 @@ type entry struct {
 	// end of time (see unixNano), so the checks need no presence flags.
 	expiresAt int64
 	notBefore int64
-	// checkedBy is the policy whose verdict on this entry's scope and
-	// audience is in checked. Both are set when the entry is made, from
-	// immutable inputs, so a request under that same policy reuses the
-	// verdict instead of reading the claims again; any other policy (a
-	// route with other required scopes sharing the cache, a reloaded
-	// config) checks the claims itself.
-	checkedBy *policy
+	// loadedAt is when the introspection that made this entry started, in
+	// Unix nanoseconds: the AS's answer is at most this old. Every hit
+	// checks it against the reading route's own max_ttl or negative_ttl
+	// (see Handler.fresh), since the entry may have been stored by another
+	// route, or by the config before a reload, with a longer window.
+	loadedAt int64
 	// block holds the scope (up to scopeEnd), the first aud value (up to
 	// audienceEnd), then "Bearer <JWT>": one allocation for all of them.
 	block                 string
 	extras                *entryExtras
 	scopeEnd, audienceEnd uint32
-	active                bool
-	hasAudience           bool // aud was present (even as "": that matches nothing)
-	checked               verdict
+	// checkedBy is the id of the policy whose verdict on this entry's
+	// scope and audience is in checked. Both are set when the entry is
+	// made, from immutable inputs, so a request under that same policy
+	// reuses the verdict instead of reading the claims again; any other
+	// policy (a route with other required scopes sharing the cache, a
+	// reloaded config) checks the claims itself. An id rather than a
+	// pointer keeps the entry within cache.InlineValueBytes with loadedAt.
+	checkedBy   uint32
+	active      bool
+	hasAudience bool // aud was present (even as "": that matches nothing)
+	checked     verdict
 }
 
 // entryExtras is the part of an entry a hit under its own policy does not
@@ -78,9 +86,9 @@ func (p *scopePlaceholder) String() string    { return p.scope }
 // newEntry turns an introspection result into a cache entry, with p's
 // verdict on it. The AS body size cap keeps every length far below the
 // uint32 offsets' range.
-func newEntry(r *introspect.Result, p *policy) entry {
+func newEntry(r *introspect.Result, p *policy, loadedAt time.Time) entry {
 	if !r.Active {
-		return entry{}
+		return entry{loadedAt: loadedAt.UnixNano()}
 	}
 	var aud string
 	var moreAud []string
@@ -99,13 +107,14 @@ func newEntry(r *introspect.Result, p *policy) entry {
 	e := entry{
 		expiresAt:   unixNano(earliest(r.ExpiresAt, r.JWTExpiresAt), math.MaxInt64),
 		notBefore:   unixNano(r.NotBefore, math.MinInt64),
+		loadedAt:    loadedAt.UnixNano(),
 		block:       block,
 		extras:      x,
 		scopeEnd:    uint32(len(r.Scope)),
 		audienceEnd: uint32(len(r.Scope) + len(aud)),
 		active:      true,
 		hasAudience: len(r.Audience) > 0,
-		checkedBy:   p,
+		checkedBy:   p.id,
 	}
 	e.checked = p.check(&e)
 	return e
@@ -180,9 +189,21 @@ func (e entry) cost() int64 {
 // scopes. It is made once per provisioned handler and never changes, which
 // is what makes entry.checked reusable.
 type policy struct {
+	id                   uint32           // unique per policy made by newPolicy; 0 in none
 	resource             *audienceMatcher // nil: no audience check
 	allowMissingAudience bool
 	requiredScopes       []string
+}
+
+// policyIDs numbers policies. Ids are never reused within a process (four
+// billion provisions would wrap it: far beyond any config's reloads).
+var policyIDs atomic.Uint32
+
+// newPolicy returns p with a fresh id, so that entries record which policy
+// checked them.
+func newPolicy(p policy) *policy {
+	p.id = policyIDs.Add(1)
+	return &p
 }
 
 // check decides on the entry's audience and scopes.
@@ -241,15 +262,32 @@ const (
 // included: a cached entry can expire, and routes differ in what they need.
 // The time checks always run; the policy's verdict is reused only when the
 // entry was made under this very policy (see entry.checkedBy).
+//
+// leeway (the clock skew allowed with the AS) applies to nbf only: exp is
+// never extended, so a token is never accepted past its lifetime.
 func (h *Handler) authorize(e *entry, t time.Time) verdict {
 	if !e.active {
 		return invalidToken
 	}
-	if now := t.UnixNano(); now >= e.expiresAt || now < e.notBefore {
+	if now := t.UnixNano(); now >= e.expiresAt || now+h.leeway < e.notBefore {
 		return invalidToken
 	}
-	if e.checkedBy == h.policy {
+	if e.checkedBy == h.policy.id {
 		return e.checked
 	}
 	return h.policy.check(e)
+}
+
+// fresh reports whether the AS's answer in e is recent enough for this
+// handler: within max_ttl for an active token, negative_ttl for an
+// inactive one. The cache's own expiry follows the window of whichever
+// handler stored the entry; this check makes every route's (and every
+// reloaded config's) revocation window its own. A window of 0 takes no
+// cached answer at all.
+func (h *Handler) fresh(e *entry, t time.Time) bool {
+	window := h.maxTTL
+	if !e.active {
+		window = h.negTTL
+	}
+	return t.UnixNano()-e.loadedAt < int64(window)
 }

@@ -59,11 +59,11 @@ func TestAuthorizeEntry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := good()
 			tc.change(r)
-			h.policy = &policy{resource: resourceMatcher, allowMissingAudience: tc.loose, requiredScopes: []string{"mcp:tools", "mcp:read"}}
+			h.policy = newPolicy(policy{resource: resourceMatcher, allowMissingAudience: tc.loose, requiredScopes: []string{"mcp:tools", "mcp:read"}})
 			// Made under this route's policy (a hit reuses its
 			// verdict) and under another route's (the claims are
 			// checked again): both must decide alike.
-			own, other := newEntry(r, h.policy), newEntry(r, &policy{})
+			own, other := newEntry(r, h.policy, now), newEntry(r, newPolicy(policy{}), now)
 			if got := h.authorize(&own, now); got != tc.want {
 				t.Fatalf("authorize, entry of this route = %v, want %v", got, tc.want)
 			}
@@ -78,17 +78,17 @@ func TestAuthorizeEntry(t *testing.T) {
 // cache that requires more, and the other way round.
 func TestVerdictIsNotCarriedAcrossRoutes(t *testing.T) {
 	now := time.Now()
-	lax := &policy{}
-	strict := &policy{requiredScopes: []string{"admin"}, resource: newAudienceMatcher("https://mcp.example.com/mcp", nil)}
+	lax := newPolicy(policy{})
+	strict := newPolicy(policy{requiredScopes: []string{"admin"}, resource: newAudienceMatcher("https://mcp.example.com/mcp", nil)})
 	r := &introspect.Result{Active: true, Scope: "read", Audience: []string{"https://other.example.com/"}, JWT: "h.p.s"}
-	e := newEntry(r, lax)
+	e := newEntry(r, lax, now)
 	if e.checked != allowed {
 		t.Fatalf("lax policy verdict = %v, want allowed", e.checked)
 	}
 	if got := (&Handler{policy: strict}).authorize(&e, now); got != invalidToken {
 		t.Fatalf("strict route on the lax route's entry = %v, want invalidToken", got)
 	}
-	e = newEntry(r, strict)
+	e = newEntry(r, strict, now)
 	if got := (&Handler{policy: lax}).authorize(&e, now); got != allowed {
 		t.Fatalf("lax route on the strict route's entry = %v, want allowed", got)
 	}
@@ -99,7 +99,7 @@ func TestVerdictIsNotCarriedAcrossRoutes(t *testing.T) {
 func TestNewEntryFields(t *testing.T) {
 	e := newEntry(&introspect.Result{
 		Active: true, ClientID: "agent", Scope: "a b", Audience: []string{"x", "y"}, JWT: "h.p.s",
-	}, &policy{})
+	}, newPolicy(policy{}), time.Now())
 	if e.header() != "Bearer h.p.s" || e.scope() != "a b" || e.audience() != "x" || len(e.extras.moreAudience) != 1 || e.extras.moreAudience[0] != "y" {
 		t.Fatalf("entry = %+v", e)
 	}
@@ -135,5 +135,58 @@ func TestConcatReportsTheSizeClass(t *testing.T) {
 	}
 	if n != 1152 {
 		t.Fatalf("concat reports %d bytes for a 1,100-byte block, want the 1,152-byte size class", n)
+	}
+}
+
+// leeway lets a token whose nbf is a little ahead of the gateway's clock
+// through, and never extends exp.
+func TestLeewayAppliesToNbfOnly(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	h := &Handler{policy: newPolicy(policy{}), leeway: int64(30 * time.Second)}
+	for _, tc := range []struct {
+		name     string
+		nbf, exp time.Time
+		want     verdict
+	}{
+		{"nbf within the leeway", now.Add(29 * time.Second), now.Add(time.Hour), allowed},
+		{"nbf at the leeway", now.Add(30 * time.Second), now.Add(time.Hour), allowed},
+		{"nbf beyond the leeway", now.Add(31 * time.Second), now.Add(time.Hour), invalidToken},
+		{"exp just passed", time.Time{}, now.Add(-time.Nanosecond), invalidToken},
+		{"exp now", time.Time{}, now, invalidToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEntry(&introspect.Result{Active: true, NotBefore: tc.nbf, ExpiresAt: tc.exp, JWT: "h.p.s"}, h.policy, now)
+			if got := h.authorize(&e, now); got != tc.want {
+				t.Fatalf("authorize = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// fresh holds an entry to the reading handler's own windows, whoever
+// stored it.
+func TestFreshUsesTheReadersWindows(t *testing.T) {
+	loaded := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	active := newEntry(&introspect.Result{Active: true, JWT: "h.p.s"}, newPolicy(policy{}), loaded)
+	inactive := newEntry(&introspect.Result{}, newPolicy(policy{}), loaded)
+	h := &Handler{maxTTL: time.Minute, negTTL: 5 * time.Second}
+	for _, tc := range []struct {
+		name string
+		e    entry
+		age  time.Duration
+		want bool
+	}{
+		{"active, young", active, 59 * time.Second, true},
+		{"active, at max_ttl", active, time.Minute, false},
+		{"inactive, young", inactive, 4 * time.Second, true},
+		{"inactive, at negative_ttl", inactive, 5 * time.Second, false},
+	} {
+		if got := h.fresh(&tc.e, loaded.Add(tc.age)); got != tc.want {
+			t.Errorf("%s: fresh = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	off := &Handler{}
+	if off.fresh(&active, loaded) || off.fresh(&inactive, loaded) {
+		t.Error("max_ttl 0 / negative_ttl 0 took a cached answer")
 	}
 }

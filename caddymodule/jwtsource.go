@@ -198,6 +198,9 @@ func (h *Handler) upstreamJWT(ctx context.Context, res *introspect.Result, token
 			Subject: res.Subject, ClientID: res.ClientID, Scope: res.Scope,
 			Audience: []string{h.Resource}, ExpiresAt: res.ExpiresAt,
 		})
+		if errors.Is(err, signer.ErrExpired) {
+			return "", time.Time{}, errExpired
+		}
 		if err != nil {
 			// The claims are missing what an RFC 9068 JWT needs: the AS
 			// vouched for a token the gateway cannot represent.
@@ -213,6 +216,10 @@ func (h *Handler) upstreamJWT(ctx context.Context, res *introspect.Result, token
 	}
 	return res.JWT, res.JWTExpiresAt, nil
 }
+
+// errExpired reports that the token's lifetime ended before a JWT could be
+// made for it: the request carries an expired token.
+var errExpired = errors.New("the token expired before its upstream JWT was made")
 
 // isRejected reports whether the AS refused the token during exchange.
 func isRejected(err error) bool {

@@ -149,6 +149,13 @@ type Handler struct {
 	// Realm is the optional realm parameter of WWW-Authenticate challenges.
 	Realm string `json:"realm,omitempty"`
 
+	// Leeway is the clock skew tolerated between the gateway and the AS
+	// when checking "nbf" (of tokens and of RFC 9701 responses) and "iat"
+	// (RFC 9701, on top of IntrospectionIATSkew). It never extends "exp":
+	// an expired token is refused however small the skew. Default 0; at
+	// most 5m.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
 	client     *introspect.Client
 	exchanger  *introspect.Exchanger
 	signer     *signer.Signer
@@ -160,11 +167,15 @@ type Handler struct {
 	challenges challenges
 	maxTTL     time.Duration
 	negTTL     time.Duration
-	resource   *audienceMatcher
-	policy     *policy
-	metadata   *metadata
-	logger     *zap.Logger
-	cancel     context.CancelFunc
+	leeway     int64 // Leeway in nanoseconds, for authorize
+	// acceptCached is fresh with the current time, for the cache's
+	// in-flight re-check; made once so a miss does not build a closure.
+	acceptCached func(entry) bool
+	resource     *audienceMatcher
+	policy       *policy
+	metadata     *metadata
+	logger       *zap.Logger
+	cancel       context.CancelFunc
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token

@@ -22,6 +22,10 @@ const (
 	defaultNegativeTTL = 5 * time.Second
 	defaultMaxSize     = 64 << 20
 	defaultTimeout     = 5 * time.Second
+	// maxLeeway bounds leeway: clocks further apart than this are a
+	// broken deployment, and a larger leeway would accept tokens long
+	// before their nbf.
+	maxLeeway = 5 * time.Minute
 )
 
 var (
@@ -121,6 +125,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Issuer:            h.Issuer,
 		Verifier:          h.verifier,
 		MaxIATSkew:        time.Duration(h.IntrospectionIATSkew),
+		Leeway:            time.Duration(h.Leeway),
 		Timeout:           timeout,
 		HTTPClient:        auth.httpClient,
 		Now:               func() time.Time { return now() },
@@ -154,7 +159,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.challenges = newChallenges(h.Realm, h.RequiredScopes, metadataURL)
-	h.policy = &policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience, requiredScopes: h.RequiredScopes}
+	h.policy = newPolicy(policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience, requiredScopes: h.RequiredScopes})
+	h.leeway = int64(h.Leeway)
+	h.acceptCached = func(e entry) bool { return h.fresh(&e, now()) }
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)
@@ -284,6 +291,9 @@ func (h *Handler) validateConfig() error {
 		if c.MaxSize < 0 {
 			return fmt.Errorf("cache.max_size: must be positive")
 		}
+	}
+	if h.Leeway < 0 || time.Duration(h.Leeway) > maxLeeway {
+		return fmt.Errorf("leeway: expected a duration from 0 to %s, got %s", maxLeeway, time.Duration(h.Leeway))
 	}
 	if strings.ContainsAny(h.Realm, "\"\\") {
 		return fmt.Errorf("realm: must not contain quotes or backslashes")

@@ -43,6 +43,8 @@ func TestProvisionErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no endpoint", func(h *Handler) { h.IntrospectionEndpoint = "" }, "introspection_endpoint: required"},
+		{"negative leeway", func(h *Handler) { h.Leeway = caddy.Duration(-time.Second) }, "leeway: expected a duration from 0 to 5m0s"},
+		{"leeway over 5m", func(h *Handler) { h.Leeway = caddy.Duration(6 * time.Minute) }, "leeway: expected a duration from 0 to 5m0s, got 6m0s"},
 		{"plain http to a remote AS", func(h *Handler) { h.IntrospectionEndpoint = "http://as.example.com/i" }, "introspection_endpoint: http is only allowed for loopback"},
 		{"relative endpoint", func(h *Handler) { h.IntrospectionEndpoint = "/introspect" }, "introspection_endpoint: url must be absolute"},
 		{"no client_id", func(h *Handler) { h.ClientID = "" }, "client_id: required"},

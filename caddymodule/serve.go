@@ -52,10 +52,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// because the introspection took time.
 	t := now()
 	e, hit := h.tokens.GetAt(key, t)
-	if !hit {
+	if !hit || !h.fresh(&e, t) {
 		var err error
 		traceparent := r.Header.Get("Traceparent")
-		e, hit, err = h.tokens.GetOrLoad(r.Context(), key, func(ctx context.Context) (entry, time.Duration, error) {
+		e, hit, err = h.tokens.GetOrLoadIf(r.Context(), key, h.acceptCached, func(ctx context.Context) (entry, time.Duration, error) {
 			return h.load(ctx, token, traceparent)
 		})
 		if err != nil {
@@ -99,17 +99,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // load introspects a token once for all concurrent requests that carry it
 // and decides how long the result may be reused.
+//
+// A token the AS calls active but whose exp has passed by the gateway's
+// clock (skew, or the last moment of its life) is an expired token, decided
+// and cached like an inactive one: it is not an AS fault.
 func (h *Handler) load(ctx context.Context, token, traceparent string) (entry, time.Duration, error) {
+	loadedAt := now()
 	start := time.Now()
 	res, err := h.client.Introspect(ctx, token, traceparent)
 	observeIntrospection(outcomeOf(res, err), time.Since(start))
 	if err != nil {
 		return entry{}, 0, err
 	}
+	if res.Active && expired(res.ExpiresAt, now()) {
+		h.logExpired(token)
+		res = &introspect.Result{MaxAge: res.MaxAge}
+	}
 	if res.Active {
 		res.JWT, res.JWTExpiresAt, err = h.upstreamJWT(ctx, res, token, traceparent)
-		if isRejected(err) {
+		switch {
+		case isRejected(err):
 			h.logRejectedExchange(token, err)
+			res, err = &introspect.Result{MaxAge: res.MaxAge}, nil
+		case errors.Is(err, errExpired) || (err == nil && expired(res.JWTExpiresAt, now())):
+			h.logExpired(token)
 			res, err = &introspect.Result{MaxAge: res.MaxAge}, nil
 		}
 		if err != nil {
@@ -119,11 +132,26 @@ func (h *Handler) load(ctx context.Context, token, traceparent string) (entry, t
 	t := now()
 	if !res.Active {
 		if h.maxTTL <= 0 {
-			return entry{}, 0, nil
+			return newEntry(res, h.policy, loadedAt), 0, nil
 		}
-		return entry{}, cache.TTL(t, h.negTTL, res.MaxAge), nil
+		return newEntry(res, h.policy, loadedAt), cache.TTL(t, h.negTTL, res.MaxAge), nil
 	}
-	return newEntry(res, h.policy), cache.TTL(t, h.maxTTL, res.MaxAge, res.ExpiresAt, res.JWTExpiresAt), nil
+	return newEntry(res, h.policy, loadedAt), cache.TTL(t, h.maxTTL, res.MaxAge, res.ExpiresAt, res.JWTExpiresAt), nil
+}
+
+// expired reports whether exp (zero: absent) has been reached at t. No
+// leeway: exp is never extended.
+func expired(exp, t time.Time) bool {
+	return !exp.IsZero() && !t.Before(exp)
+}
+
+// logExpired records, at debug level, that the AS called a token active
+// whose lifetime had already ended by the gateway's clock: a routine
+// rejection, not an AS failure.
+func (h *Handler) logExpired(token string) {
+	if c := h.logger.Check(zapcore.DebugLevel, "token active at the AS but expired at the gateway"); c != nil {
+		c.Write(zap.String("token_fingerprint", fingerprint(token)))
+	}
 }
 
 // loadFailed maps an introspection failure to the response contract: the

@@ -109,6 +109,10 @@ type Config struct {
 	// and the gateway's clock, in both directions; default
 	// DefaultMaxIATSkew.
 	MaxIATSkew time.Duration
+	// Leeway is the clock skew tolerated with the AS, added to MaxIATSkew
+	// for an RFC 9701 response's "iat" and applied to its "nbf". It never
+	// extends an "exp". Default 0.
+	Leeway time.Duration
 	// Now is the clock used for time checks and client assertions; default
 	// time.Now. Tests inject a fixed clock.
 	Now func() time.Time
@@ -135,6 +139,7 @@ type Client struct {
 	issuer   string
 	verifier *JWKSVerifier
 	iatSkew  time.Duration
+	leeway   time.Duration
 }
 
 // New validates cfg, applies defaults and returns a Client. It performs no
@@ -150,6 +155,7 @@ func New(cfg Config) (*Client, error) {
 		issuer:   cfg.Issuer,
 		verifier: cfg.Verifier,
 		iatSkew:  cfg.MaxIATSkew,
+		leeway:   cfg.Leeway,
 	}
 
 	switch c.format {
@@ -180,6 +186,8 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case c.iatSkew < 0:
 		return nil, fmt.Errorf("max_iat_skew must not be negative, got %s", c.iatSkew)
+	case c.leeway < 0:
+		return nil, fmt.Errorf("leeway must not be negative, got %s", c.leeway)
 	case c.iatSkew == 0:
 		c.iatSkew = DefaultMaxIATSkew
 	}

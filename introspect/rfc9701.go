@@ -67,8 +67,9 @@ func (c *Client) handleRFC9701(ctx context.Context, resp *http.Response, maxAge 
 
 // checkRFC9701Claims checks the reply JWT's own claims (RFC 9701 §5): iss
 // is the configured issuer, aud names the gateway's client, and iat is
-// within the allowed skew of now in either direction. exp and nbf, which
-// RFC 9701 does not require, are checked with the same skew when present.
+// within the allowed skew (plus leeway) of now in either direction. exp
+// and nbf, which RFC 9701 does not require, are checked when present: nbf
+// with the leeway, exp strictly (a skew never extends a lifetime).
 func (c *Client) checkRFC9701Claims(status int, cl claims) error {
 	iss, err := cl.str("iss")
 	if err != nil || iss != c.issuer {
@@ -79,29 +80,30 @@ func (c *Client) checkRFC9701Claims(status int, cl claims) error {
 		return badResponse(status, "introspection response jwt is not addressed to the gateway's client_id")
 	}
 	now := c.now()
+	window := c.iatSkew + c.leeway
 	iat, err := cl.numericDate("iat")
 	switch {
 	case err != nil:
 		return badResponse(status, "introspection response jwt: %w", err)
 	case iat.IsZero():
 		return badResponse(status, `introspection response jwt has no "iat"`)
-	case iat.After(now.Add(c.iatSkew)):
-		return badResponse(status, `introspection response jwt "iat" is in the future (more than %s ahead)`, c.iatSkew)
-	case iat.Before(now.Add(-c.iatSkew)):
-		return badResponse(status, `introspection response jwt "iat" is more than %s old`, c.iatSkew)
+	case iat.After(now.Add(window)):
+		return badResponse(status, `introspection response jwt "iat" is in the future (more than %s ahead)`, window)
+	case iat.Before(now.Add(-window)):
+		return badResponse(status, `introspection response jwt "iat" is more than %s old`, window)
 	}
 	exp, err := cl.numericDate("exp")
 	switch {
 	case err != nil:
 		return badResponse(status, "introspection response jwt: %w", err)
-	case !exp.IsZero() && !now.Before(exp.Add(c.iatSkew)):
+	case !exp.IsZero() && !now.Before(exp):
 		return badResponse(status, "introspection response jwt has expired")
 	}
 	nbf, err := cl.numericDate("nbf")
 	switch {
 	case err != nil:
 		return badResponse(status, "introspection response jwt: %w", err)
-	case nbf.After(now.Add(c.iatSkew)):
+	case nbf.After(now.Add(c.leeway)):
 		return badResponse(status, "introspection response jwt is not yet valid")
 	}
 	return nil

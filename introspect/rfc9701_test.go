@@ -205,6 +205,45 @@ func TestRFC9701IATSkewConfigurable(t *testing.T) {
 	}
 }
 
+// Leeway widens the iat window and lets a reply whose nbf is slightly
+// ahead through; it never keeps an expired reply alive.
+func TestRFC9701Leeway(t *testing.T) {
+	testKeys(t)
+	jwks := newJWKSServer(t, keySetJSON(t, publicJWK(t, ecKey, "ec1", "")))
+	for _, tc := range []struct {
+		name   string
+		change func(c map[string]any)
+		leeway time.Duration
+		ok     bool
+	}{
+		{"iat 70s old, no leeway", func(c map[string]any) { c["iat"] = fixedNow.Unix() - 70 }, 0, false},
+		{"iat 70s old, leeway 15s", func(c map[string]any) { c["iat"] = fixedNow.Unix() - 70 }, 15 * time.Second, true},
+		{"iat 70s ahead, leeway 15s", func(c map[string]any) { c["iat"] = fixedNow.Unix() + 70 }, 15 * time.Second, true},
+		{"nbf 10s ahead, no leeway", func(c map[string]any) { c["nbf"] = fixedNow.Unix() + 10 }, 0, false},
+		{"nbf 10s ahead, leeway 15s", func(c map[string]any) { c["nbf"] = fixedNow.Unix() + 10 }, 15 * time.Second, true},
+		{"exp 1s ago, leeway 5m", func(c map[string]any) { c["exp"] = fixedNow.Unix() - 1 }, 5 * time.Minute, false},
+		{"exp now, leeway 5m", func(c map[string]any) { c["exp"] = fixedNow.Unix() }, 5 * time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			claims := rfc9701Claims("")
+			delete(claims["token_introspection"].(map[string]any), "jwt")
+			tc.change(claims)
+			body := signJWT(t, "ES256", ecKey, "ec1", claims, introspectionTyp)
+			as := newFakeAS(t, reply(200, body, "Content-Type", ctIntrospectionJWT))
+			c := newTestClient(t, as.URL, func(c *Config) {
+				c.Format, c.Verifier, c.Issuer, c.Now, c.Leeway = FormatRFC9701, newTestVerifier(t, jwks.URL), testIssuer, fixedClock, tc.leeway
+			})
+			res, err := c.Introspect(context.Background(), testToken, "")
+			if tc.ok && (err != nil || !res.Active) {
+				t.Fatalf("res=%+v err=%v; want active", res, err)
+			}
+			if !tc.ok {
+				wantKind(t, err, KindBadResponse, 200, body)
+			}
+		})
+	}
+}
+
 func TestRFC9701Config(t *testing.T) {
 	testKeys(t)
 	v := newTestVerifier(t, "https://as.example.com/jwks")
@@ -215,6 +254,7 @@ func TestRFC9701Config(t *testing.T) {
 		{"no verifier", func(c *Config) { c.Issuer = testIssuer }, "needs the as jwks"},
 		{"no issuer", func(c *Config) { c.Verifier = v }, "needs the issuer"},
 		{"negative skew", func(c *Config) { c.Verifier, c.Issuer, c.MaxIATSkew = v, testIssuer, -time.Second }, "max_iat_skew must not be negative"},
+		{"negative leeway", func(c *Config) { c.Verifier, c.Issuer, c.Leeway = v, testIssuer, -time.Second }, "leeway must not be negative"},
 	}
 	runConfigCases(t, base, tests, New, func(t *testing.T, c *Client) {
 		if c.accept != ctIntrospectionJWT {

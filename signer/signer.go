@@ -24,6 +24,11 @@ import (
 // DefaultLifetime bounds a signed JWT when Config.Lifetime is zero.
 const DefaultLifetime = 5 * time.Minute
 
+// ErrExpired is returned by [Signer.Sign] when the token's exp has been
+// reached (to the second the JWT can express): the token is expired, which
+// callers must treat as an inactive token, not as a failure.
+var ErrExpired = errors.New("the token has already expired")
+
 // Config configures a Signer.
 type Config struct {
 	// Issuer is the "iss" of every JWT. Required.
@@ -203,8 +208,10 @@ func (s *Signer) Sign(c Claims) (string, time.Time, error) {
 	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(exp) {
 		exp = c.ExpiresAt
 	}
-	if !exp.After(now) {
-		return "", time.Time{}, errors.New("the token has already expired")
+	if time.Unix(exp.Unix(), 0).Compare(now) <= 0 {
+		// exp is whole seconds in the JWT: a token in the last second of
+		// its life would get a JWT that is already expired.
+		return "", time.Time{}, ErrExpired
 	}
 	sub := c.Subject
 	if sub == "" {

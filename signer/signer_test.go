@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -88,9 +89,16 @@ func TestSignNeverOutlivesTheOpaqueToken(t *testing.T) {
 	if err != nil || !exp.Equal(now.Add(90*time.Second)) {
 		t.Fatalf("exp = %v, %v; want the opaque token's expiry", exp, err)
 	}
-	if _, _, err := s.Sign(Claims{Subject: "alice", Audience: []string{"r"}, ExpiresAt: now.Add(-time.Second)}); err == nil {
-		t.Error("signing for an expired token must fail")
+	if _, _, err := s.Sign(Claims{Subject: "alice", Audience: []string{"r"}, ExpiresAt: now.Add(-time.Second)}); !errors.Is(err, ErrExpired) {
+		t.Errorf("signing for an expired token: %v, want ErrExpired", err)
 	}
+	// In the last second of its life the token's exp, in whole seconds,
+	// is already reached: the JWT would be born expired.
+	s.now = func() time.Time { return now.Add(200 * time.Millisecond) }
+	if _, _, err := s.Sign(Claims{Subject: "alice", Audience: []string{"r"}, ExpiresAt: now.Add(700 * time.Millisecond)}); !errors.Is(err, ErrExpired) {
+		t.Errorf("signing in the token's last second: %v, want ErrExpired", err)
+	}
+	s.now = func() time.Time { return now }
 	if _, _, err := s.Sign(Claims{Audience: []string{"r"}}); err == nil {
 		t.Error("signing without sub and client_id must fail")
 	}
