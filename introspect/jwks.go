@@ -66,6 +66,7 @@ type JWKSVerifier struct {
 	lastErr      *Error     // outcome of the last fetch, nil if it succeeded
 	nextDue      time.Time  // when the background refresher fetches next
 	forcedMinGap time.Duration
+	minRefresh   time.Duration // jwksMinRefreshInterval; tests shorten it
 }
 
 // jwksFetch is one fetch of the key set, which any number of requests may
@@ -106,6 +107,7 @@ func NewJWKSVerifier(ctx context.Context, jwksURI string, client *http.Client) (
 		fetcher:      &jwksFetcher{client: client, timeout: jwksFetchTimeout, maxBytes: jwksMaxBodyBytes},
 		ownClient:    own,
 		forcedMinGap: jwksForcedRefreshInterval,
+		minRefresh:   jwksMinRefreshInterval,
 	}, nil
 }
 
@@ -250,9 +252,9 @@ func (v *JWKSVerifier) runFetch(f *jwksFetch) {
 	v.lastErr = err
 	if err == nil {
 		v.keys.Store(set)
-		v.nextDue = time.Now().Add(refreshInterval(maxAge))
+		v.nextDue = time.Now().Add(refreshInterval(maxAge, v.minRefresh))
 	} else {
-		v.nextDue = time.Now().Add(jwksRetryInterval)
+		v.nextDue = time.Now().Add(min(jwksRetryInterval, v.minRefresh))
 	}
 	v.mu.Unlock()
 
@@ -270,12 +272,13 @@ func (v *JWKSVerifier) runFetch(f *jwksFetch) {
 }
 
 // refreshInterval is the time until the next scheduled refresh after a
-// good fetch whose response had maxAge (-1 for none).
-func refreshInterval(maxAge time.Duration) time.Duration {
+// good fetch whose response had maxAge (-1 for none): maxAge, within
+// [floor, jwksMaxRefreshInterval], and floor without one.
+func refreshInterval(maxAge, floor time.Duration) time.Duration {
 	if maxAge < 0 {
-		return jwksMinRefreshInterval
+		return floor
 	}
-	return min(max(maxAge, jwksMinRefreshInterval), jwksMaxRefreshInterval)
+	return min(max(maxAge, floor), jwksMaxRefreshInterval)
 }
 
 // refreshLoop refreshes the key set whenever it is due, until the

@@ -115,6 +115,28 @@ func TestJWKSVerifierFailedRefreshKeepsLastGoodSet(t *testing.T) {
 	}
 }
 
+// The background refresher picks up a rotated key set on its schedule,
+// without any request forcing a refresh.
+func TestJWKSVerifierRefreshesInBackground(t *testing.T) {
+	testKeys(t)
+	k1 := publicJWK(t, rsaKey1, "k1", "")
+	srv := newJWKSServer(t, keySetJSON(t, k1))
+	v := newTestVerifier(t, srv.URL)
+	v.minRefresh = 20 * time.Millisecond
+	v.forcedMinGap = time.Hour // only the schedule may fetch again
+	if err := v.Verify(t.Context(), []byte(signJWT(t, "RS256", rsaKey1, "k1", map[string]any{}, nil))); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(http.StatusOK, keySetJSON(t, k1, publicJWK(t, rsaKey2, "k2", "")))
+	rotated := []byte(signJWT(t, "RS256", rsaKey2, "k2", map[string]any{}, nil))
+	for waited := 0; v.Verify(t.Context(), rotated) != nil; waited++ {
+		if waited > 500 {
+			t.Fatalf("the rotated key was never picked up (JWKS fetched %d times)", srv.hits.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // The JWKS response's max-age schedules the next refresh, within bounds.
 func TestJWKSVerifierHonoursMaxAgeWithinBounds(t *testing.T) {
 	testKeys(t)
