@@ -6,7 +6,6 @@
 package caddymodule
 
 import (
-	"context"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -175,7 +174,8 @@ type Handler struct {
 	policy       *policy
 	metadata     *metadata
 	logger       *zap.Logger
-	cancel       context.CancelFunc
+	// verifierKey is this handler's share of the verifiers pool, "" when none.
+	verifierKey string
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"slices"
@@ -100,14 +99,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		timeout = defaultTimeout
 	}
 
-	var vctx context.Context
-	vctx, h.cancel = context.WithCancel(ctx)
 	if h.ASJWKSURI != "" {
-		v, err := introspect.NewJWKSVerifier(vctx, h.ASJWKSURI, nil)
-		if err != nil {
+		if err := h.loadVerifier(); err != nil {
 			return fmt.Errorf("as_jwks_uri: %v", err)
 		}
-		h.verifier = v
 	}
 	auth, err := h.provisionClientAuth(timeout)
 	if err != nil {
@@ -311,12 +306,11 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this handler's share of the cache and stops the JWKS
-// refresher. It copes with a half-provisioned handler.
+// Cleanup releases this handler's share of the cache and of the JWKS
+// verifier (whose refresher stops with its last user). It copes with a
+// half-provisioned handler.
 func (h *Handler) Cleanup() error {
-	if h.cancel != nil {
-		h.cancel()
-	}
+	verr := h.releaseVerifier()
 	if h.client != nil {
 		h.client.CloseIdleConnections()
 	}
@@ -326,9 +320,11 @@ func (h *Handler) Cleanup() error {
 	if h.poolKey != "" {
 		_, err := caches.Delete(h.poolKey)
 		h.poolKey = ""
-		return err
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	return verr
 }
 
 // redactPlaceholders shows which placeholder resolved to nothing without

@@ -264,7 +264,10 @@ func TestJWKSVerifierHungServerBoundedByContext(t *testing.T) {
 	}
 }
 
-func TestJWKSVerifierStopsOnCancel(t *testing.T) {
+// Cancelling the verifier's context (a config reload) stops its background
+// refresher and releases its connections, but never fails a Verify: the
+// last good set stays in use, and no goroutine is left behind.
+func TestJWKSVerifierStopKeepsVerifying(t *testing.T) {
 	testKeys(t)
 	srv := newJWKSServer(t, keySetJSON(t, publicJWK(t, ecKey, "ec", "")))
 	jwt := []byte(signJWT(t, "ES256", ecKey, "ec", map[string]any{}, nil))
@@ -279,18 +282,49 @@ func TestJWKSVerifierStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	if runtime.NumGoroutine() <= before {
-		t.Fatal("expected the key cache to run goroutines")
+		t.Fatal("expected the background refresher to run")
 	}
 	cancel()
-	wantKind(t, v.Verify(t.Context(), jwt), KindUnavailable, 0)
+	if err := v.Verify(t.Context(), jwt); err != nil {
+		t.Fatalf("Verify after stop: %v", err)
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1 (the last good set serves)", n)
+	}
+	waitGoroutines(t, srv, before)
+}
 
+// A verifier stopped before it ever fetched (its handler cleaned up while a
+// request it served was still in flight) still fetches for that request.
+func TestJWKSVerifierStoppedBeforeFirstFetch(t *testing.T) {
+	testKeys(t)
+	srv := newJWKSServer(t, keySetJSON(t, publicJWK(t, ecKey, "ec", "")))
+	jwt := []byte(signJWT(t, "ES256", ecKey, "ec", map[string]any{}, nil))
+
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := NewJWKSVerifier(ctx, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := v.Verify(t.Context(), jwt); err != nil {
+		t.Fatalf("Verify on a stopped verifier: %v", err)
+	}
+	waitGoroutines(t, srv, before)
+}
+
+// waitGoroutines waits until the goroutine count is back to before, once
+// idle keep-alive connections are closed.
+func waitGoroutines(t *testing.T, srv *jwksServer, before int) {
+	t.Helper()
 	srv.Client().CloseIdleConnections()
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	deadline := time.Now().Add(3 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines: %d before, %d after cancel\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			t.Fatalf("goroutines: %d before, %d after stop\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
