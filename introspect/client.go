@@ -153,11 +153,9 @@ func (c *Client) decide(ctx context.Context, status int, cl claims, maxAge time.
 	return res, nil
 }
 
-// verify checks the signature of jwt, already parsed as msg (by
-// parseCompactJWS, so never an RFC 9701 response), when a verifier is
-// configured. Handing over the parse spares Verify a second one. The
-// verifier's kind is kept (an unreachable JWKS is KindUnavailable) and the
-// status is that of the introspection reply.
+// verify checks the signature of jwt, already parsed as msg, when a
+// verifier is configured. The verifier's kind is kept (an unreachable JWKS
+// is KindUnavailable) and the status is that of the introspection reply.
 func (c *Client) verify(ctx context.Context, status int, jwt string, msg *compactJWS) error {
 	if c.verifier == nil {
 		return nil

@@ -84,8 +84,6 @@ func (e *Exchanger) handleIssued(ctx context.Context, resp *http.Response) (*Exc
 		return nil, badResponse(status, "token exchange response access_token: %w", err)
 	}
 	if e.verifier != nil {
-		// Parsed above already (never an RFC 9701 response): verify that
-		// parse rather than have Verify parse again.
 		if err := verifyError(status, "verifying jwt from token exchange", e.verifier.verifyParsed(ctx, []byte(jwt), jws)); err != nil {
 			return nil, err
 		}
