@@ -46,6 +46,14 @@ type authenticator struct {
 	secret   string
 	basic    string // precomputed Authorization value for client_secret_basic
 
+	// fixedForm and fixedHeader are what apply adds for the methods whose
+	// fields never change (all but private_key_jwt), encoded once so that
+	// a request does not redo it: fixedForm as "name=value&…&" to put
+	// before an encoded form, fixedHeader as the Authorization header's
+	// value.
+	fixedForm   string
+	fixedHeader []string
+
 	// private_key_jwt
 	alg      jwa.SignatureAlgorithm
 	signer   any // the raw private key
@@ -119,7 +127,34 @@ func newAuthenticator(ac authConfig) (*authenticator, error) {
 		return nil, fmt.Errorf("client_auth %q is not supported (want %q, %q, %q or %q)",
 			ac.method, ClientSecretBasic, ClientSecretPost, PrivateKeyJWT, TLSClientAuth)
 	}
+	if a.method != PrivateKeyJWT {
+		form, header := url.Values{}, http.Header{}
+		if err := a.apply(form, header); err != nil {
+			return nil, err
+		}
+		if len(form) > 0 {
+			a.fixedForm = form.Encode() + "&"
+		}
+		a.fixedHeader = header["Authorization"]
+	}
 	return a, nil
+}
+
+// encoded returns what apply would add, encoded: form fields as
+// "name=value&…&" to put before an encoded form (the client_* names then
+// come first, where url.Values.Encode's sorting put them next to the
+// introspection request's token fields), and the Authorization header's
+// value (nil for none). Only private_key_jwt does work here, a
+// fresh assertion per call; the others answer what New encoded.
+func (a *authenticator) encoded() (form string, authorization []string, err error) {
+	if a.method != PrivateKeyJWT {
+		return a.fixedForm, a.fixedHeader, nil
+	}
+	f := make(url.Values, 3)
+	if err := a.apply(f, nil); err != nil {
+		return "", nil, err
+	}
+	return f.Encode() + "&", nil, nil
 }
 
 func refuseAssertionSettings(ac authConfig) error {
@@ -144,7 +179,8 @@ func presentsClientCert(c *http.Client) bool {
 	return tc != nil && (len(tc.Certificates) > 0 || tc.GetClientCertificate != nil)
 }
 
-// apply adds the client authentication to a request's form and header.
+// apply adds the client authentication to a request's form and header
+// (header may be nil with private_key_jwt, which sets none).
 func (a *authenticator) apply(form url.Values, header http.Header) error {
 	switch a.method {
 	case ClientSecretBasic:

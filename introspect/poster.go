@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -28,10 +27,14 @@ type poster struct {
 	auth       *authenticator
 	httpClient *http.Client
 	ownClient  bool
-	maxBody    int64
-	timeout    time.Duration
-	now        func() time.Time
-	retryDelay time.Duration
+	// transport is httpClient's, when the client is our own (see do).
+	transport http.RoundTripper
+	// acceptHeader is accept as a header value, shared by every request.
+	acceptHeader []string
+	maxBody      int64
+	timeout      time.Duration
+	now          func() time.Time
+	retryDelay   time.Duration
 }
 
 // posterConfig is what newPoster validates: the settings [Config] and
@@ -99,7 +102,9 @@ func newPoster(pc posterConfig) (*poster, error) {
 	if p.httpClient == nil {
 		p.httpClient = newDefaultHTTPClient(noRedirects)
 		p.ownClient = true
+		p.transport = p.httpClient.Transport
 	}
+	p.acceptHeader = []string{p.accept}
 	return p, nil
 }
 
@@ -138,32 +143,11 @@ func (p *poster) send(ctx context.Context, form url.Values, traceparent string) 
 		traceparent = ""
 	}
 	for attempt := 0; ; attempt++ {
-		f := make(url.Values, len(form)+3)
-		for k, v := range form {
-			f[k] = v
-		}
-		header := make(http.Header, 6)
-		if err := p.auth.apply(f, header); err != nil {
-			return nil, &Error{Kind: KindBadResponse, Err: fmt.Errorf("%s request: %w", p.name, err)}
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, strings.NewReader(f.Encode()))
+		req, err := p.newRequest(ctx, form, traceparent)
 		if err != nil {
-			// The endpoint was validated at construction; this is
-			// unreachable in practice, and the message must not include
-			// the URL's query.
-			return nil, badResponse(0, "building %s request failed", p.name)
+			return nil, err
 		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", p.accept)
-		req.Header.Set("User-Agent", userAgent)
-		if traceparent != "" {
-			req.Header.Set("Traceparent", traceparent)
-		}
-
-		resp, err := p.httpClient.Do(req)
+		resp, err := p.do(req)
 		if err == nil {
 			return resp, nil
 		}
@@ -190,7 +174,7 @@ func (p *poster) drain(body io.Reader) {
 // response; a read that fails (timeout, reset) means the AS went away
 // mid-reply, which is an availability problem.
 func (p *poster) readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody+1))
+	b, err := readAtMost(resp.Body, p.maxBody, resp.ContentLength)
 	if err != nil {
 		e := transportError(ctx, "reading "+p.name+" response", err)
 		e.Status = resp.StatusCode

@@ -18,7 +18,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // DefaultLifetime bounds a signed JWT when Config.Lifetime is zero.
@@ -52,7 +51,7 @@ type Signer struct {
 	issuer   string
 	key      jwk.Key
 	alg      jwa.SignatureAlgorithm
-	headers  jws.Headers
+	jws      *compactSigner
 	lifetime time.Duration
 	now      func() time.Time
 	jwks     []byte
@@ -109,9 +108,9 @@ func New(cfg Config) (*Signer, error) {
 	if s.jwks, err = json.Marshal(set); err != nil {
 		return nil, fmt.Errorf("encoding the JWKS: %w", err)
 	}
-	s.headers = jws.NewHeaders()
-	_ = s.headers.Set(jws.TypeKey, "at+jwt")
-	_ = s.headers.Set(jws.KeyIDKey, s.key.KeyID())
+	if s.jws, err = newCompactSigner(s.key, s.alg); err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
 	return s, nil
 }
 
@@ -238,12 +237,12 @@ func (s *Signer) Sign(c Claims) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	signed, err := jws.Sign(body, jws.WithKey(s.alg, s.key, jws.WithProtectedHeaders(s.headers)))
+	signed, err := s.jws.sign(body)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing: %v", err)
 	}
 	// exp is whole seconds in the JWT; report what the JWT says.
-	return string(signed), time.Unix(exp.Unix(), 0), nil
+	return signed, time.Unix(exp.Unix(), 0), nil
 }
 
 // KeyID returns the kid of the current signing key; a cache of signed

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -66,6 +67,12 @@ func TestSignVerifiesWithPublishedJWKS(t *testing.T) {
 			h := msg.Signatures()[0].ProtectedHeaders()
 			if h.Type() != "at+jwt" || h.KeyID() == "" || string(h.Algorithm()) != name {
 				t.Errorf("header typ %q kid %q alg %q", h.Type(), h.KeyID(), h.Algorithm())
+			}
+			// The header is built by hand: exactly these members, nothing else.
+			seg, _, _ := strings.Cut(signed, ".")
+			header, _ := base64.RawURLEncoding.DecodeString(seg)
+			if want := `{"alg":"` + name + `","kid":"` + h.KeyID() + `","typ":"at+jwt"}`; string(header) != want {
+				t.Errorf("header = %s, want %s", header, want)
 			}
 			var doc struct {
 				Keys []map[string]any `json:"keys"`
