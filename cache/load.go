@@ -65,15 +65,16 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key Key, load func(ctx context
 // nothing must not stay cached for the others). Storage may also be refused
 // by admission (see [Cache.Set]); the value is returned regardless.
 //
-// load runs on its own goroutine with a context derived from
-// context.WithoutCancel(ctx) of the caller that started it: it keeps that
-// caller's values (logger, trace) but not its cancellation, so one client
-// disconnecting does not fail the others waiting on the same token. Each
-// waiter returns early with its own ctx.Err() when its ctx is done; when
-// the last waiter has gone, the load's context is cancelled (nobody wants
-// the answer: it must not keep retrying) and the next caller starts a new
-// flight. load must bound its own duration (e.g. context.WithTimeout) and
-// may still store a value it completed.
+// load runs on the goroutine of the caller that started the flight, with a
+// context derived from context.WithoutCancel(ctx): it keeps that caller's
+// values (logger, trace) but not its cancellation, so one client
+// disconnecting does not fail the others waiting on the same token. Every
+// other waiter returns early with its own ctx.Err() when its ctx is done;
+// the starter, whose goroutine runs the load, returns ctx.Err() once the
+// load ends. When the last waiter has gone, the load's context is cancelled
+// (nobody wants the answer: it must not keep retrying) and the next caller
+// starts a new flight. load must bound its own duration (e.g.
+// context.WithTimeout) and may still store a value it completed.
 //
 // hit is also true when the flight found an accepted value already stored
 // by a flight that finished just before it started: no load ran for it.
@@ -88,16 +89,34 @@ func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(V) bool
 		var zero V
 		return zero, false, err
 	}
-	f := c.join(ctx, key, accept, load)
-	if c.onWait != nil {
-		c.onWait()
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		c.leave(key, f)
-		var zero V
-		return zero, false, ctx.Err()
+	f, loadCtx := c.join(ctx, key)
+	if loadCtx != nil {
+		// This caller started the flight and runs the load itself: a
+		// goroutine of its own would start with a small stack and grow
+		// it through the HTTP client and the JWT checks on every miss
+		// (about a tenth of a miss's CPU). If this caller's ctx ends
+		// first it leaves like any waiter, which cancels the load when
+		// nobody else waits, but it returns only once the load has.
+		stop := context.AfterFunc(ctx, func() { c.leave(key, f) })
+		if c.onWait != nil {
+			c.onWait()
+		}
+		c.run(loadCtx, key, f, accept, load)
+		if !stop() {
+			var zero V
+			return zero, false, ctx.Err()
+		}
+	} else {
+		if c.onWait != nil {
+			c.onWait()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			c.leave(key, f)
+			var zero V
+			return zero, false, ctx.Err()
+		}
 	}
 	if f.err != nil {
 		var zero V
@@ -112,13 +131,15 @@ func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(V) bool
 	return f.val, f.hit, nil
 }
 
-// join adds the caller to the flight for key, starting one if none runs.
-func (c *Cache[V]) join(ctx context.Context, key Key, accept func(V) bool, load func(context.Context) (V, time.Duration, error)) *flight[V] {
+// join adds the caller to the flight for key. When none runs, it starts
+// one and returns the context the caller must run its load with; a caller
+// joining a running flight gets a nil context.
+func (c *Cache[V]) join(ctx context.Context, key Key) (*flight[V], context.Context) {
 	c.flights.mu.Lock()
 	defer c.flights.mu.Unlock()
 	if f := c.flights.m[key]; f != nil {
 		f.waiters++
-		return f
+		return f, nil
 	}
 	if c.flights.m == nil {
 		c.flights.m = make(map[Key]*flight[V])
@@ -126,8 +147,7 @@ func (c *Cache[V]) join(ctx context.Context, key Key, accept func(V) bool, load 
 	loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &flight[V]{done: make(chan struct{}), waiters: 1, cancel: cancel}
 	c.flights.m[key] = f
-	go c.run(loadCtx, key, f, accept, load)
-	return f
+	return f, loadCtx
 }
 
 // leave removes a waiter that stopped waiting; the last one to leave
