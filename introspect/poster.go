@@ -132,11 +132,9 @@ func roundTrip[T any](ctx context.Context, p *poster, form url.Values, tracepare
 // the request). Timeouts are never retried: the AS may be slow rather than
 // absent, and a retry would only add load and exceed the time budget. Each
 // attempt is authenticated afresh, so a client assertion is never reused.
-// traceparent is forwarded only when it is a valid W3C traceparent.
+// traceparent is forwarded only as rebuilt by forwardableTraceparent.
 func (p *poster) send(ctx context.Context, form url.Values, traceparent string) (*http.Response, error) {
-	if !validTraceparent(traceparent) {
-		traceparent = ""
-	}
+	traceparent = forwardableTraceparent(traceparent)
 	for attempt := 0; ; attempt++ {
 		f := make(url.Values, len(form)+3)
 		for k, v := range form {
