@@ -30,10 +30,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		stripAccessTokenQuery(r)
 		return next.ServeHTTP(w, r)
 	}
-	if h.metadata != nil && r.URL.Path == h.metadata.path {
+	if h.metadata != nil && requestPathIs(r, h.metadata.path) {
 		return h.metadata.serve(w, r)
 	}
-	if h.signer != nil && r.URL.Path == h.jwksPath {
+	if h.signer != nil && requestPathIs(r, h.jwksPath) {
 		return h.serveJWKS(w, r)
 	}
 
