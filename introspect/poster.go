@@ -228,7 +228,7 @@ func (p *poster) noContentError(resp *http.Response, want string) *Error {
 // and reports it as KindBadResponse.
 func (p *poster) mediaTypeError(resp *http.Response, mt, want string) *Error {
 	p.drain(resp.Body)
-	return badResponse(resp.StatusCode, "%s response has media type %q, want %q", p.name, mt, want)
+	return badResponse(resp.StatusCode, "%s response has media type %s, want %q", p.name, quoteASText(mt), want)
 }
 
 // readJSONReply reads a reply that must be an application/json object.
@@ -277,7 +277,8 @@ func isDialError(err error) bool {
 
 // transportError maps a failed round trip (no response) to KindUnavailable.
 // The *url.Error wrapper is dropped from the message because it repeats the
-// full URL; the chain keeps the real cause for errors.Is.
+// full URL, and the cause is described by transportCause; the chain keeps
+// the real cause for errors.Is.
 func transportError(ctx context.Context, what string, err error) *Error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -289,7 +290,7 @@ func transportError(ctx context.Context, what string, err error) *Error {
 	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
 		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s cancelled: %w", what, context.Canceled)}
 	default:
-		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s failed: %w", what, err)}
+		return &Error{Kind: KindUnavailable, Err: &causeError{what + " failed: " + transportCause(err), err}}
 	}
 }
 
