@@ -152,9 +152,9 @@ func (h *Handler) provisionSigner() error {
 	if err != nil {
 		return fmt.Errorf("sign: %v", err)
 	}
-	h.jwksPath = s.JWKSPath
-	if h.jwksPath == "" {
-		h.jwksPath = defaultJWKSPath
+	h.jwksPath = defaultJWKSPath
+	if s.JWKSPath != "" {
+		h.jwksPath = escapedPath(s.JWKSPath)
 	}
 	return nil
 }

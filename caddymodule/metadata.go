@@ -32,7 +32,7 @@ type protectedResourceMetadata struct {
 
 // metadata is what the handler serves, built once at provisioning.
 type metadata struct {
-	path string // the request path this Caddy serves the document at
+	path string // the escaped request path this Caddy serves the document at
 	url  string // the absolute URL advertised in challenges
 	body []byte
 }
@@ -60,7 +60,7 @@ func (h *Handler) newMetadata() (*metadata, error) {
 		return nil, fmt.Errorf("resource: %v", err)
 	}
 	if h.MetadataPath != "" {
-		path = h.MetadataPath
+		path = escapedPath(h.MetadataPath)
 	}
 	body, err := json.Marshal(protectedResourceMetadata{
 		Resource:               h.Resource,
@@ -97,10 +97,14 @@ func (m *metadata) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// checkMetadataPath validates a metadata_path override.
+// checkMetadataPath validates a metadata_path or jwks_path override: an
+// absolute path as a client sends it, escapes allowed.
 func checkMetadataPath(p string) error {
 	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# ") {
 		return fmt.Errorf("expected an absolute path such as %s/mcp, got %q", wellKnownPRM, p)
+	}
+	if _, err := url.ParseRequestURI(p); err != nil {
+		return fmt.Errorf("%q is not a valid path (check its %%-escapes)", p)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,14 +24,16 @@ const statusClientClosedRequest = 499
 // ServeHTTP implements caddyhttp.MiddlewareHandler: DESIGN §3.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// A CORS preflight carries no credentials by design; the route's CORS
-	// handling must see it untouched.
+	// handling must see it untouched, except for a token in the query,
+	// which must not travel upstream on any path.
 	if r.Method == http.MethodOptions && len(r.Header["Authorization"]) == 0 {
+		stripAccessTokenQuery(r)
 		return next.ServeHTTP(w, r)
 	}
-	if h.metadata != nil && r.URL.Path == h.metadata.path {
+	if h.metadata != nil && requestPathIs(r, h.metadata.path) {
 		return h.metadata.serve(w, r)
 	}
-	if h.signer != nil && r.URL.Path == h.jwksPath {
+	if h.signer != nil && requestPathIs(r, h.jwksPath) {
 		return h.serveJWKS(w, r)
 	}
 
@@ -170,18 +171,6 @@ func (h *Handler) loadFailed(w http.ResponseWriter, r *http.Request, token strin
 		return unavailable(w, ie.RetryAfter, err)
 	}
 	return caddyhttp.Error(http.StatusBadGateway, err)
-}
-
-// stripAccessTokenQuery removes access_token from the query string: tokens
-// there are ignored (OAuth 2.1 §5.1) and must not travel upstream.
-func stripAccessTokenQuery(r *http.Request) {
-	if !strings.Contains(r.URL.RawQuery, "access_token") {
-		return
-	}
-	q := r.URL.Query()
-	q.Del("access_token")
-	r.URL.RawQuery = q.Encode()
-	r.RequestURI = r.URL.RequestURI()
 }
 
 // logFields are the phantom_token_cache access-log fields, by result, built

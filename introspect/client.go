@@ -11,9 +11,10 @@ import (
 
 // Introspect asks the AS about token and returns its decision.
 //
-// traceparent is the W3C trace context of the request being authorized; it is
-// forwarded only when syntactically valid, and nothing else from the
-// client's request reaches the AS. The whole call, including a retry, the
+// traceparent is the W3C trace context of the request being authorized; a
+// valid one is forwarded rebuilt as version 00 with its four fields (later
+// versions' trailing fields are dropped), an invalid one not at all, and
+// nothing else from the client's request reaches the AS. The whole call, including a retry, the
 // body and any JWKS fetch needed to verify the reply, is bounded by ctx and
 // Config.Timeout.
 //

@@ -97,6 +97,24 @@ func TestExchangeRequest(t *testing.T) {
 	}
 }
 
+// The token exchange forwards the same rebuilt traceparent as
+// introspection: a later version's trailing fields never reach the AS.
+func TestExchangeTraceparentRebuilt(t *testing.T) {
+	testKeys(t)
+	jwt := signJWT(t, "ES256", ecKey, "", map[string]any{"exp": fixedNow.Unix() + 600}, nil)
+	as := newFakeAS(t, reply(200, exchangeReply(map[string]any{
+		"access_token": jwt, "issued_token_type": TokenTypeJWT, "token_type": "Bearer",
+	}), "Content-Type", "application/json"))
+	e := newTestExchanger(t, as.URL, nil)
+	in := "01" + validTP[2:] + "-" + testToken
+	if _, err := e.Exchange(context.Background(), testToken, in); err != nil {
+		t.Fatal(err)
+	}
+	if got := as.lastRequest(t).Header.Values("Traceparent"); len(got) != 1 || got[0] != validTP {
+		t.Fatalf("traceparent = %q, want %q", got, validTP)
+	}
+}
+
 func TestExchangeResponses(t *testing.T) {
 	testKeys(t)
 	jwks := newJWKSServer(t, keySetJSON(t, publicJWK(t, rsaKey1, "k1", "RS256")))

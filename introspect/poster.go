@@ -137,11 +137,9 @@ func roundTrip[T any](ctx context.Context, p *poster, form url.Values, tracepare
 // the request). Timeouts are never retried: the AS may be slow rather than
 // absent, and a retry would only add load and exceed the time budget. Each
 // attempt is authenticated afresh, so a client assertion is never reused.
-// traceparent is forwarded only when it is a valid W3C traceparent.
+// traceparent is forwarded only as rebuilt by forwardableTraceparent.
 func (p *poster) send(ctx context.Context, form url.Values, traceparent string) (*http.Response, error) {
-	if !validTraceparent(traceparent) {
-		traceparent = ""
-	}
+	traceparent = forwardableTraceparent(traceparent)
 	for attempt := 0; ; attempt++ {
 		req, err := p.newRequest(ctx, form, traceparent)
 		if err != nil {
@@ -214,7 +212,7 @@ func (p *poster) noContentError(resp *http.Response, want string) *Error {
 // and reports it as KindBadResponse.
 func (p *poster) mediaTypeError(resp *http.Response, mt, want string) *Error {
 	p.drain(resp.Body)
-	return badResponse(resp.StatusCode, "%s response has media type %q, want %q", p.name, mt, want)
+	return badResponse(resp.StatusCode, "%s response has media type %s, want %q", p.name, quoteASText(mt), want)
 }
 
 // readJSONReply reads a reply that must be an application/json object.
@@ -263,7 +261,8 @@ func isDialError(err error) bool {
 
 // transportError maps a failed round trip (no response) to KindUnavailable.
 // The *url.Error wrapper is dropped from the message because it repeats the
-// full URL; the chain keeps the real cause for errors.Is.
+// full URL, and the cause is described by transportCause; the chain keeps
+// the real cause for errors.Is.
 func transportError(ctx context.Context, what string, err error) *Error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -275,7 +274,7 @@ func transportError(ctx context.Context, what string, err error) *Error {
 	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
 		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s cancelled: %w", what, context.Canceled)}
 	default:
-		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("%s failed: %w", what, err)}
+		return &Error{Kind: KindUnavailable, Err: &causeError{what + " failed: " + transportCause(err), err}}
 	}
 }
 

@@ -1,44 +1,40 @@
 package introspect
 
-// validTraceparent reports whether s is a syntactically valid W3C Trace
-// Context traceparent header value. Only such a value is passed to the AS:
-// the header is copied from the client's request, so anything else could be
-// used to smuggle data (or a token) to the AS.
+// traceparentLen is the length of a version-00 traceparent:
+// version "-" trace-id "-" parent-id "-" flags, of 2, 32, 16 and 2
+// lowercase hex digits.
+const traceparentLen = 55
+
+// forwardableTraceparent returns the W3C Trace Context traceparent to send
+// to the AS for the client's value s, or "" when s is not a valid one.
 //
-// Format: version "-" trace-id "-" parent-id "-" flags, lowercase hex of
-// lengths 2, 32, 16 and 2. Version ff is invalid; all-zero ids are invalid;
-// version 00 has nothing after the flags, later versions may append
-// "-"-prefixed fields (the spec asks parsers to accept them).
-func validTraceparent(s string) bool {
-	const base = 55 // 2+1+32+1+16+1+2
-	if len(s) < base || len(s) > 512 {
-		return false
-	}
-	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return false
+// The header is copied from the client's request, so whatever is forwarded
+// is client text reaching the AS: only the four fields the gateway has
+// checked go out, as a version-00 value. A later version is read as the
+// spec asks (its first four fields, followed by the end or "-"), and its
+// trailing fields are dropped, since the gateway cannot check what it does
+// not understand. Version ff, version 00 with trailing data, and all-zero
+// ids are invalid.
+func forwardableTraceparent(s string) string {
+	if len(s) < traceparentLen || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return ""
 	}
 	version, traceID, parentID, flags := s[0:2], s[3:35], s[36:52], s[53:55]
-	for _, part := range []string{version, traceID, parentID, flags} {
-		if !isLowerHex(part) {
-			return false
-		}
+	if !isLowerHex(version) || !isLowerHex(traceID) || !isLowerHex(parentID) || !isLowerHex(flags) {
+		return ""
 	}
 	if version == "ff" || allZero(traceID) || allZero(parentID) {
-		return false
+		return ""
 	}
-	if len(s) > base {
-		if version == "00" || s[base] != '-' {
-			return false
-		}
-		for i := base; i < len(s); i++ {
-			// Future fields: keep to visible ASCII so no header injection
-			// or odd bytes reach the AS.
-			if c := s[i]; c <= ' ' || c > '~' {
-				return false
-			}
-		}
+	switch {
+	case len(s) == traceparentLen && version == "00":
+		return s
+	case version == "00":
+		return ""
+	case len(s) > traceparentLen && s[traceparentLen] != '-':
+		return ""
 	}
-	return true
+	return "00" + s[2:traceparentLen]
 }
 
 func isLowerHex(s string) bool {
