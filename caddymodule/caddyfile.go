@@ -70,6 +70,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    timeout <duration>
 //	    realm   <name>
+//	    max_concurrent_introspections <n>
+//	    circuit_breaker off | {
+//	        failures <n>
+//	        cool_off <duration>
+//	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -151,6 +156,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Timeout = dur
 		case "realm":
 			err = oneArg(d, &h.Realm)
+		case "max_concurrent_introspections":
+			err = positiveIntArg(d, &h.MaxConcurrentIntrospections)
+		case "circuit_breaker":
+			h.CircuitBreaker = new(CircuitBreakerConfig)
+			err = h.CircuitBreaker.unmarshalCaddyfile(d)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -172,6 +173,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("creating the token cache: %v", err)
 	}
 	h.tokens = val.(pooledCache).Cache
+	if err := h.provisionGuard(identity); err != nil {
+		return err
+	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -285,6 +289,9 @@ func (h *Handler) validateConfig() error {
 			return fmt.Errorf("cache.max_size: must be positive")
 		}
 	}
+	if err := h.validateGuard(); err != nil {
+		return err
+	}
 	if strings.ContainsAny(h.Realm, "\"\\") {
 		return fmt.Errorf("realm: must not contain quotes or backslashes")
 	}
@@ -313,12 +320,13 @@ func (h *Handler) Cleanup() error {
 	if h.exchanger != nil {
 		h.exchanger.CloseIdleConnections()
 	}
+	guardErr := h.releaseGuard()
 	if h.poolKey != "" {
 		_, err := caches.Delete(h.poolKey)
 		h.poolKey = ""
-		return err
+		return errors.Join(err, guardErr)
 	}
-	return nil
+	return guardErr
 }
 
 // redactPlaceholders shows which placeholder resolved to nothing without
