@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/caddymodule"
 )
 
 // guardSite is defaultSite with the given settings added to phantom_token,
@@ -196,11 +198,13 @@ func breakers(t *testing.T, g *gateway, state string) float64 {
 // The breaker: after 3 consecutive AS failures, misses get 503 with
 // Retry-After without an AS call, while a cached token keeps answering
 // 200; after the cool-off one probe reaches the AS (its failure reopens
-// the breaker, its success closes it).
+// the breaker, its success closes it). The handlers' clock is stepped, so
+// nothing sleeps and a slow machine cannot reach the end of a cool-off
+// early.
 func TestCircuitBreakerFailsFastAndProbes(t *testing.T) {
-	const coolOff = 300 * time.Millisecond
+	advance := caddymodule.UseTestClock(t)
 	as, up := newStubAS(t), newRecorder(t)
-	g := startCaddy(t, as, up, guardSite("\t\tcircuit_breaker {\n\t\t\tfailures 3\n\t\t\tcool_off 300ms\n\t\t}\n"))
+	g := startCaddy(t, as, up, guardSite("\t\tcircuit_breaker {\n\t\t\tfailures 3\n\t\t\tcool_off 5s\n\t\t}\n"))
 	as.active(t, "cached-token", nil)
 	cached := func(when string) {
 		t.Helper()
@@ -211,7 +215,7 @@ func TestCircuitBreakerFailsFastAndProbes(t *testing.T) {
 	cached("warm-up")
 
 	// The AS is down: it answers 503 (without Retry-After) to every token
-	// the test sends below.
+	// the test sends below unless scripted otherwise.
 	n := 0
 	miss := func(wantStatus int, wantRetryAfter string, wantASCall bool) {
 		t.Helper()
@@ -228,32 +232,43 @@ func TestCircuitBreakerFailsFastAndProbes(t *testing.T) {
 				resp.StatusCode, resp.Header.Get("Retry-After"), called, wantStatus, wantRetryAfter, wantASCall)
 		}
 	}
+	state := func(want string) {
+		t.Helper()
+		for _, s := range []string{"closed", "open", "half_open"} {
+			wantN := 0.0
+			if s == want {
+				wantN = 1
+			}
+			if got := breakers(t, g, s); got != wantN {
+				t.Errorf("circuit_breakers{state=%q} = %v, want %v", s, got, wantN)
+			}
+		}
+	}
+	state("closed")
 	for range 3 {
 		miss(503, "5", true) // the AS's own 503: the default Retry-After
 	}
-	if breakers(t, g, "open") != 1 || breakers(t, g, "closed") != 0 {
-		t.Fatalf("breakers: open %v, closed %v; want the one breaker open", breakers(t, g, "open"), breakers(t, g, "closed"))
-	}
-	miss(503, "1", false) // fail fast: the rest of the cool-off, rounded up
-	miss(503, "1", false)
+	state("open")
+	miss(503, "5", false) // fail fast, with the rest of the cool-off
+	advance(2 * time.Second)
+	miss(503, "3", false) // under 3s left (real time passes too), rounded up
 	cached("breaker open")
 	if got := requestsMetric(t, g, "circuit_open"); got != 2 {
 		t.Errorf("requests_total{result=circuit_open} = %v, want 2", got)
 	}
 
 	// After the cool-off one probe reaches the AS; it fails and reopens.
-	time.Sleep(coolOff + 50*time.Millisecond)
+	advance(3 * time.Second)
 	miss(503, "5", true)
-	miss(503, "1", false)
+	state("open")
+	miss(503, "5", false)
 	cached("breaker reopened")
 
 	// The AS is back: the next probe succeeds and closes the breaker.
-	time.Sleep(coolOff + 50*time.Millisecond)
+	advance(5 * time.Second)
 	as.active(t, fmt.Sprintf("token-%d", n+1), nil)
 	miss(200, "", true)
-	if breakers(t, g, "closed") != 1 || breakers(t, g, "open") != 0 {
-		t.Fatalf("breakers: open %v, closed %v; want the one breaker closed", breakers(t, g, "open"), breakers(t, g, "closed"))
-	}
+	state("closed")
 	as.active(t, fmt.Sprintf("token-%d", n+1), nil)
 	miss(200, "", true) // closed: misses reach the AS again
 	cached("breaker closed")
