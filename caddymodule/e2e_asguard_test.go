@@ -67,6 +67,7 @@ func TestFloodOfUnknownTokensLeavesCacheHitsFast(t *testing.T) {
 		as.on(fmt.Sprintf("unknown-%d", i), slow)
 	}
 	callsBefore := as.calls.Load()
+	overloadedBefore := requestsMetric(t, g, "overloaded") // the counters are process-wide
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: flood}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
@@ -164,8 +165,8 @@ func TestFloodOfUnknownTokensLeavesCacheHitsFast(t *testing.T) {
 	if calls != int64(admitted) {
 		t.Errorf("the AS got %d calls for %d admitted requests: refused requests must not reach it", calls, admitted)
 	}
-	if got := requestsMetric(t, g, "overloaded"); got != float64(refused) {
-		t.Errorf("requests_total{result=overloaded} = %v, want %d", got, refused)
+	if got := requestsMetric(t, g, "overloaded") - overloadedBefore; got != float64(refused) {
+		t.Errorf("requests_total{result=overloaded} grew by %v, want %d", got, refused)
 	}
 	if n := up.count(); n != 21 {
 		t.Errorf("upstream got %d requests, want 21 (the cached token's only): no flood request may pass", n)
@@ -245,6 +246,7 @@ func TestCircuitBreakerFailsFastAndProbes(t *testing.T) {
 		}
 	}
 	state("closed")
+	openBefore := requestsMetric(t, g, "circuit_open") // the counters are process-wide
 	for range 3 {
 		miss(503, "5", true) // the AS's own 503: the default Retry-After
 	}
@@ -253,8 +255,8 @@ func TestCircuitBreakerFailsFastAndProbes(t *testing.T) {
 	advance(2 * time.Second)
 	miss(503, "3", false) // under 3s left (real time passes too), rounded up
 	cached("breaker open")
-	if got := requestsMetric(t, g, "circuit_open"); got != 2 {
-		t.Errorf("requests_total{result=circuit_open} = %v, want 2", got)
+	if got := requestsMetric(t, g, "circuit_open") - openBefore; got != 2 {
+		t.Errorf("requests_total{result=circuit_open} grew by %v, want 2", got)
 	}
 
 	// After the cool-off one probe reaches the AS; it fails and reopens.
