@@ -70,6 +70,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    timeout <duration>
 //	    realm   <name>
+//	    max_concurrent_introspections <n>
+//	    circuit_breaker off | {
+//	        failures <n>
+//	        cool_off <duration>
+//	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -155,6 +160,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var dur caddy.Duration
 			err = durationArg(d, &dur, true)
 			h.Leeway = dur
+		case "max_concurrent_introspections":
+			err = positiveIntArg(d, &h.MaxConcurrentIntrospections)
+		case "circuit_breaker":
+			h.CircuitBreaker = new(CircuitBreakerConfig)
+			err = h.CircuitBreaker.unmarshalCaddyfile(d)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}

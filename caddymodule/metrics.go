@@ -23,6 +23,8 @@ const (
 	resultNegativeHit                      // inactive entry from the cache
 	resultRejected                         // no or malformed credentials; the AS was not asked
 	resultASError                          // the AS was unreachable or misbehaved
+	resultOverloaded                       // a miss refused by the AS concurrency limit; the AS was not asked
+	resultCircuitOpen                      // a miss refused by the open AS circuit breaker; the AS was not asked
 	numResults
 )
 
@@ -33,6 +35,8 @@ var resultLabels = [numResults]string{
 	resultNegativeHit: "negative_hit",
 	resultRejected:    "rejected",
 	resultASError:     "as_error",
+	resultOverloaded:  "overloaded",
+	resultCircuitOpen: "circuit_open",
 }
 
 // Values of the "outcome" label of the introspection latency histogram.
@@ -72,7 +76,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.introspection} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.introspection, breakerStates} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -155,6 +155,19 @@ type Handler struct {
 	// most 5m.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
+	// MaxConcurrentIntrospections bounds the AS calls (introspection and
+	// what a miss needs besides: token exchange, JWKS) in flight at once,
+	// shared by every handler with the same AS, client and resource
+	// settings. When all are busy a miss waits at most 250ms, in a queue a
+	// quarter as long; beyond that it is answered 503 with Retry-After at
+	// once, without calling the AS. Cache hits never wait. Default: 64.
+	MaxConcurrentIntrospections int `json:"max_concurrent_introspections,omitempty"`
+
+	// CircuitBreaker stops calling an AS that keeps failing: misses are
+	// answered 503 with Retry-After for a cool-off, then one probe decides.
+	// On by default (failures 5, cool_off 5s); cached tokens keep working.
+	CircuitBreaker *CircuitBreakerConfig `json:"circuit_breaker,omitempty"`
+
 	client     *introspect.Client
 	exchanger  *introspect.Exchanger
 	signer     *signer.Signer
@@ -176,6 +189,8 @@ type Handler struct {
 	logger       *zap.Logger
 	// verifierKey is this handler's share of the verifiers pool, "" when none.
 	verifierKey string
+	guard       *asGuard
+	guardKey    string
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token
@@ -232,6 +247,22 @@ type CacheConfig struct {
 	// GOGC=100 the entries themselves hold at most half of it. Entries
 	// beyond it are evicted. Default: 64 MiB.
 	MaxSize int64 `json:"max_size,omitempty"`
+}
+
+// CircuitBreakerConfig configures the AS circuit breaker of a handler
+// (shared, like the concurrency limit, by handlers with the same AS, client
+// and resource settings). Only the AS being unreachable, timing out or
+// answering 5xx counts as a failure; inactive tokens and other answers do
+// not.
+type CircuitBreakerConfig struct {
+	// Failures is how many consecutive AS failures open the breaker. -1
+	// turns the breaker off. Default: 5.
+	Failures int `json:"failures,omitempty"`
+
+	// CoolOff is how long an open breaker answers misses 503 before it
+	// lets one probe through to the AS; the probe's success closes it, its
+	// failure starts another cool-off. Default: 5s.
+	CoolOff caddy.Duration `json:"cool_off,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -174,6 +175,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("creating the token cache: %v", err)
 	}
 	h.tokens = val.(pooledCache).Cache
+	if err := h.provisionGuard(identity); err != nil {
+		return err
+	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -290,6 +294,9 @@ func (h *Handler) validateConfig() error {
 	if h.Leeway < 0 || time.Duration(h.Leeway) > maxLeeway {
 		return fmt.Errorf("leeway: expected a duration from 0 to %s, got %s", maxLeeway, time.Duration(h.Leeway))
 	}
+	if err := h.validateGuard(); err != nil {
+		return err
+	}
 	if strings.ContainsAny(h.Realm, "\"\\") {
 		return fmt.Errorf("realm: must not contain quotes or backslashes")
 	}
@@ -317,14 +324,13 @@ func (h *Handler) Cleanup() error {
 	if h.exchanger != nil {
 		h.exchanger.CloseIdleConnections()
 	}
+	guardErr := h.releaseGuard()
 	if h.poolKey != "" {
 		_, err := caches.Delete(h.poolKey)
 		h.poolKey = ""
-		if err != nil {
-			return err
-		}
+		return errors.Join(verr, err, guardErr)
 	}
-	return verr
+	return errors.Join(verr, guardErr)
 }
 
 // redactPlaceholders shows which placeholder resolved to nothing without

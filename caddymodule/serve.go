@@ -57,7 +57,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		var err error
 		traceparent := r.Header.Get("Traceparent")
 		e, hit, err = h.tokens.GetOrLoadIf(r.Context(), key, h.acceptCached, func(ctx context.Context) (entry, time.Duration, error) {
-			return h.load(ctx, token, traceparent)
+			return h.guardedLoad(ctx, token, traceparent)
 		})
 		if err != nil {
 			return h.loadFailed(w, r, token, err)
@@ -161,8 +161,9 @@ func (h *Handler) loadFailed(w http.ResponseWriter, r *http.Request, token strin
 	if r.Context().Err() != nil {
 		return caddyhttp.Error(statusClientClosedRequest, r.Context().Err())
 	}
-	countRequest(resultASError)
-	addLogField(r, resultASError)
+	result := failureResult(err)
+	countRequest(result)
+	addLogField(r, result)
 	if c := h.logger.Check(zapcore.DebugLevel, "introspection failed"); c != nil {
 		c.Write(zap.String("token_fingerprint", fingerprint(token)), zap.Error(err))
 	}
