@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,7 +221,8 @@ func checkErr(t *testing.T, err error, status int, inputs []string, allowed ...s
 }
 
 // leakedRun returns a leakWindow-byte run of one of inputs that msg
-// contains and that is not part of an allowed string, or "".
+// contains and that is not part of an allowed string (or of its %q form,
+// the way messages quote configured values), or "".
 func leakedRun(msg string, inputs, allowed []string) string {
 	if len(msg) < leakWindow {
 		return ""
@@ -243,7 +245,7 @@ func leakedRun(msg string, inputs, allowed []string) string {
 
 func containedIn(s string, list []string) bool {
 	for _, l := range list {
-		if strings.Contains(l, s) {
+		if strings.Contains(l, s) || strings.Contains(strconv.Quote(l), s) {
 			return true
 		}
 	}
