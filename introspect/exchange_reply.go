@@ -35,7 +35,7 @@ func (e *Exchanger) handleRefusal(ctx context.Context, resp *http.Response) erro
 	status := resp.StatusCode
 	if mt := mediaType(resp.Header); mt != "application/json" {
 		e.drain(resp.Body)
-		return badResponse(status, "token exchange endpoint answered status %d with media type %q", status, mt)
+		return badResponse(status, "token exchange endpoint answered status %d with media type %s", status, quoteAS(mt))
 	}
 	body, err := e.readBody(ctx, resp)
 	if err != nil {

@@ -42,9 +42,10 @@ const (
 const maxErrLen = 256
 
 // leakWindow is the length of input run that an error message must never
-// repeat: long enough that fixed message text does not match by chance,
-// short enough to catch a token, a JWT or a body being echoed.
-const leakWindow = 24
+// repeat: one byte more than the AS text a message may quote (quoteAS),
+// long enough that fixed message text does not match by chance, short
+// enough to catch a token, a JWT or a body being echoed.
+const leakWindow = maxQuotedAS + 1
 
 var (
 	fuzzKeysOnce sync.Once

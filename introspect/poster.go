@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -230,7 +231,21 @@ func (p *poster) noContentError(resp *http.Response, want string) *Error {
 // and reports it as KindBadResponse.
 func (p *poster) mediaTypeError(resp *http.Response, mt, want string) *Error {
 	p.drain(resp.Body)
-	return badResponse(resp.StatusCode, "%s response has media type %q, want %q", p.name, mt, want)
+	return badResponse(resp.StatusCode, "%s response has media type %s, want %q", p.name, quoteAS(mt), want)
+}
+
+// maxQuotedAS is how much AS-chosen text (a media type) an error message
+// may quote: enough to tell the operator what the AS sent, too little for
+// the AS to grow messages and log lines at will.
+const maxQuotedAS = 32
+
+// quoteAS quotes text the AS chose for an error message: %q escaping keeps
+// control characters out of log lines, and the cut bounds the length.
+func quoteAS(s string) string {
+	if len(s) > maxQuotedAS {
+		return strconv.Quote(s[:maxQuotedAS]) + " (cut)"
+	}
+	return strconv.Quote(s)
 }
 
 // readJSONReply reads a reply that must be an application/json object.
