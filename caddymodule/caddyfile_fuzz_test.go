@@ -189,10 +189,8 @@ func checkUnmarshal(t *testing.T, seg caddyfile.Segment) {
 // token ('<token>') of seg: the subdirective or the offending value.
 func namesToken(msg string, seg caddyfile.Segment) bool {
 	for _, tok := range seg {
-		if tok.Text == "" {
-			continue
-		}
-		if strings.HasPrefix(msg, tok.Text+":") || strings.Contains(msg, "'"+tok.Text+"'") {
+		// An empty token ("") is named as ''.
+		if (tok.Text != "" && strings.HasPrefix(msg, tok.Text+":")) || strings.Contains(msg, "'"+tok.Text+"'") {
 			return true
 		}
 	}
