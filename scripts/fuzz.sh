@@ -6,14 +6,15 @@
 # inputs. A failing input is written to testdata/fuzz/<Target>/: fix the
 # bug, keep the file as a regression seed.
 #
-# One worker per target (-parallel 1): the suite shares small machines, and
-# a few seconds per target is a smoke run, not a campaign. For a longer
-# run: FUZZTIME=5m scripts/fuzz.sh, or one target:
+# One worker per target by default (FUZZPARALLEL=1): the suite shares small
+# machines, and a few seconds per target is a smoke run, not a campaign.
+# For a longer run: FUZZTIME=5m FUZZPARALLEL=2 scripts/fuzz.sh, or one target:
 #   go test -run '^$' -fuzz '^FuzzIntrospectJSON$' -fuzztime 5m ./introspect
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fuzztime=${FUZZTIME:-5s}
+parallel=${FUZZPARALLEL:-1}
 targets=(
 	./caddymodule:FuzzParseAuthorization
 	./caddymodule:FuzzUnmarshalCaddyfile
@@ -39,5 +40,5 @@ for t in "${targets[@]}"; do
 	pkg=${t%%:*}
 	name=${t##*:}
 	echo "== fuzz $name ($pkg, $fuzztime)"
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel 1 "$pkg"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel "$parallel" "$pkg"
 done
