@@ -15,7 +15,8 @@ const asTextMax = 32
 // controlling or impersonating the AS could use to forge log lines or
 // smuggle a token into them: at most asTextMax bytes are kept, cut on a
 // rune boundary, Go-quoted so that newlines, quotes and control bytes show
-// as escapes, and followed by "..." when cut.
+// as escapes, and followed by " (cut)" when cut (not "...": error
+// messages never end with a period).
 func quoteASText(s string) string {
 	if len(s) <= asTextMax {
 		return strconv.Quote(s)
@@ -24,5 +25,5 @@ func quoteASText(s string) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return strconv.Quote(s[:cut]) + "..."
+	return strconv.Quote(s[:cut]) + " (cut)"
 }

@@ -121,9 +121,9 @@ func TestQuoteASText(t *testing.T) {
 		{"", `""`},
 		{"application/json", `"application/json"`},
 		{"a\"b\nc", `"a\"b\nc"`},
-		{strings.Repeat("x", 40), `"` + strings.Repeat("x", 32) + `"...`},
-		{strings.Repeat("é", 20), `"` + strings.Repeat("é", 16) + `"...`},
-		{strings.Repeat("a", 31) + "é", `"` + strings.Repeat("a", 31) + `"...`},
+		{strings.Repeat("x", 40), `"` + strings.Repeat("x", 32) + `" (cut)`},
+		{strings.Repeat("é", 20), `"` + strings.Repeat("é", 16) + `" (cut)`},
+		{strings.Repeat("a", 31) + "é", `"` + strings.Repeat("a", 31) + `" (cut)`},
 		{"\xff\x00", `"\xff\x00"`},
 	}
 	for _, tt := range tests {

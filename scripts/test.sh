@@ -35,6 +35,7 @@ go test -race -count=1 ./...
 # Benchmarks once each, as a smoke test: numbers come from `go test -bench`
 # and the load harness (README, Performance), never from timed tests.
 go test -short -run '^$' -bench . -benchtime=1x ./... > /dev/null
+bash scripts/fuzz.sh # each fuzz target for FUZZTIME (5s); the seed corpora ran above
 
 echo "== examples module"
 # The load harness's test saturates the CPU for half a minute; it runs on
