@@ -56,6 +56,8 @@ type faultAS struct {
 
 	keys [2]jwk.Key // [0] kid fault-1, always published; [1] kid fault-2, after rotate
 
+	conns connCounter // open connections to the AS
+
 	mu        sync.Mutex
 	srv       *http.Server
 	down      bool
@@ -105,7 +107,7 @@ func (as *faultAS) up() error {
 	if err != nil {
 		return fmt.Errorf("fault AS: listening on %s: %v", as.addr, err)
 	}
-	srv := &http.Server{Handler: as.handler()}
+	srv := &http.Server{Handler: as.handler(), ConnState: as.conns.track}
 	go func() { _ = srv.Serve(l) }()
 	as.mu.Lock()
 	defer as.mu.Unlock()

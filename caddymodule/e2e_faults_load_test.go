@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -26,6 +27,7 @@ const requestIDHeader = "X-Fault-Request"
 // without a valid decision and is a violation.
 type guard struct {
 	srv        *httptest.Server
+	conns      connCounter
 	as         *faultAS
 	tokens     sync.Map // request id -> opaque token
 	forwarded  atomic.Int64
@@ -36,7 +38,7 @@ type guard struct {
 func newGuard(t *testing.T, as *faultAS) *guard {
 	t.Helper()
 	gd := &guard{as: as}
-	gd.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	gd.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gd.forwarded.Add(1)
 		if v := gd.check(r); v != "" {
 			gd.mu.Lock()
@@ -45,6 +47,8 @@ func newGuard(t *testing.T, as *faultAS) *guard {
 		}
 		_, _ = io.WriteString(w, "upstream")
 	}))
+	gd.srv.Config.ConnState = gd.conns.track
+	gd.srv.Start()
 	t.Cleanup(gd.srv.Close)
 	return gd
 }
@@ -80,6 +84,19 @@ func (gd *guard) assertClean(t *testing.T) {
 			break
 		}
 		t.Errorf("upstream violation: %s", v)
+	}
+}
+
+// connCounter counts a server's open connections, to tell whose
+// connections are left behind.
+type connCounter struct{ open atomic.Int64 }
+
+func (c *connCounter) track(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		c.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		c.open.Add(-1)
 	}
 }
 

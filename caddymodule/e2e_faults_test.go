@@ -34,6 +34,11 @@ type faultCase struct {
 	// noFailure means no fresh token is expected to fail (the fault must
 	// not show), so there is nothing to recover.
 	noFailure bool
+	// settle is how long to wait between warming the cache and injecting
+	// the fault.
+	settle time.Duration
+	// exercised returns why the load did not meet the fault, or "".
+	exercised func(as *faultAS) string
 }
 
 // freshLoad is the usual load: 3 workers, ≤ 60 requests each, for d.
@@ -147,21 +152,35 @@ func faultCases() []faultCase {
 		// with a new kid waits for a refresh only within the timeout
 		// (defect 2).
 		name: "JWKS slow", format: "jwt",
+		// A new kid makes the gateway fetch the JWKS at most once per
+		// rate-limit interval (10 s), counted from the warm-up's fetch:
+		// only after it does the slow JWKS get asked.
+		settle: 10500 * time.Millisecond,
 		inject: func(as *faultAS) { as.rotate(); as.setJWKS(4*time.Second, false) },
 		heal:   func(as *faultAS) { as.setJWKS(0, false) },
 		load:   jwksLoad("jwks-slow"),
 		check:  jwksCheck,
+		exercised: func(as *faultAS) string {
+			as.mu.Lock()
+			defer as.mu.Unlock()
+			if as.jwksCalls < 2 {
+				return "the gateway never asked the slow JWKS"
+			}
+			return ""
+		},
 		// Recovery waits for the slow fetch in flight, then for the
 		// forced-refresh rate limit.
 		recoverWithin: 15 * time.Second,
 	}, faultCase{
+		// Within the rate-limit interval after the warm-up's fetch, a new
+		// kid is refused without asking the JWKS (502); either way the
+		// known keys keep working and the new kid works once the JWKS is
+		// back and the interval has passed.
 		name: "JWKS down", format: "json",
-		inject: func(as *faultAS) { as.rotate(); as.setJWKS(0, true) },
-		heal:   func(as *faultAS) { as.setJWKS(0, false) },
-		load:   jwksLoad("jwks-down"),
-		check:  jwksCheck,
-		// An unknown kid triggers at most one JWKS fetch per rate-limit
-		// interval (10 s), so recovery may take that long.
+		inject:        func(as *faultAS) { as.rotate(); as.setJWKS(0, true) },
+		heal:          func(as *faultAS) { as.setJWKS(0, false) },
+		load:          jwksLoad("jwks-down"),
+		check:         jwksCheck,
 		recoverWithin: 12 * time.Second,
 	})
 	return cases
@@ -182,7 +201,9 @@ func jwksLoad(prefix string) load {
 
 func jwksCheck(as *faultAS, o outcome) string {
 	if strings.HasPrefix(o.token, rotatedPrefix) {
-		return within(gatewayTimeout+latencyMargin, wantStatus(http.StatusServiceUnavailable))(as, o)
+		// 503 when the request waited for the JWKS, 502 when the rate
+		// limit refused a new fetch and no known key matches.
+		return within(gatewayTimeout+latencyMargin, wantStatus(http.StatusServiceUnavailable, http.StatusBadGateway))(as, o)
 	}
 	return within(gatewayTimeout+latencyMargin, wantStatus(http.StatusOK))(as, o)
 }
@@ -257,6 +278,7 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 		as.mu.Unlock()
 	}
 
+	time.Sleep(fc.settle)
 	flapDone := make(chan struct{})
 	flapping := strings.HasPrefix(fc.name, "AS flapping")
 	if flapping {
@@ -304,6 +326,11 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 	}
 	if !fc.noFailure && len(failed) == 0 {
 		t.Error("no fresh token failed: the fault was not exercised")
+	}
+	if fc.exercised != nil {
+		if msg := fc.exercised(as); msg != "" {
+			t.Error(msg)
+		}
 	}
 	gd.assertClean(t)
 	// Every 200 was forwarded once, and nothing else was (the warm-up is
