@@ -301,9 +301,15 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 
 	var failed []string
 	ok200, fresh := 0, 0
+	var slowestWarm, slowestFresh time.Duration
 	for _, o := range outcomes {
 		if o.status == http.StatusOK {
 			ok200++
+		}
+		if took := o.end.Sub(o.start); o.warm {
+			slowestWarm = max(slowestWarm, took)
+		} else {
+			slowestFresh = max(slowestFresh, took)
 		}
 		switch {
 		case o.err != nil:
@@ -320,7 +326,8 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 			}
 		}
 	}
-	t.Logf("%d requests (%d fresh, %d answered 200, %d fresh failed)", len(outcomes), fresh, ok200, len(failed))
+	t.Logf("%d requests (%d fresh, %d answered 200, %d fresh failed); slowest: cached %v, fresh %v",
+		len(outcomes), fresh, ok200, len(failed), slowestWarm.Round(time.Millisecond), slowestFresh.Round(time.Millisecond))
 	if fresh == 0 {
 		t.Fatal("the load sent no fresh token")
 	}

@@ -69,8 +69,10 @@ func TestMain(m *testing.M) {
 	}
 	debugLog.path = filepath.Join(dir, "debug.log")
 	code := m.Run()
-	if code == 0 {
-		code = scanDebugLog(debugLog.path)
+	// The scan runs whatever the tests' verdict: a leak is worth knowing
+	// about while other tests still fail.
+	if scan := scanDebugLog(debugLog.path); scan != 0 {
+		code = scan
 	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
@@ -260,5 +262,33 @@ func TestLogScanSeesDebugLines(t *testing.T) {
 	}
 	if strings.Contains(found, "logscan-failing-token") {
 		t.Errorf("the debug line names the token: %s", found)
+	}
+}
+
+// The scan must be able to fail: each kind of secret in a line is found
+// and redacted from the report, and an ordinary line passes.
+func TestLogScanFindsSecrets(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	tokens := []string{"opaque-token-123"}
+	for _, tc := range []struct {
+		line, want string
+	}{
+		{`{"level":"debug","msg":"introspection failed","token_fingerprint":"0a1b2c3d4e5f"}`, ""},
+		{`{"msg":"x","authorization":"Bearer ` + jwt + `"}`, "jwt"},
+		{`{"msg":"x","token":"opaque-token-123"}`, "opaque token"},
+		{`{"msg":"x","client_secret":"s3cret"}`, "client secret"},
+		{`{"msg":"-----BEGIN PRIVATE KEY-----"}`, "pem private key"},
+		{`{"msg":"x","key":{"kty":"RSA","d":"AAAA"}}`, "jwk private member"},
+		{`{"msg":"x","key":"{\"kty\":\"EC\",\"d\":\"AAAA\"}"}`, "jwk private member"},
+	} {
+		what, redacted := findSecret(tc.line, tokens)
+		if what != tc.want {
+			t.Errorf("findSecret(%s) = %q, want %q", tc.line, what, tc.want)
+		}
+		for _, s := range []string{jwt, "opaque-token-123", "s3cret"} {
+			if strings.Contains(redacted, s) {
+				t.Errorf("the report repeats a secret: %s", redacted)
+			}
+		}
 	}
 }

@@ -141,10 +141,11 @@ func TestReloadCyclesUnderLoad(t *testing.T) {
 		t.Logf("%d of %d requests failed at the connection level during reloads (not counted as failures)", transportErrors, len(outcomes))
 	}
 	// Every request that reached the gateway went through phantom_token
-	// once and was counted, whichever generation served it.
-	sent := float64(len(outcomes) - transportErrors)
-	if got := requestsTotal(t, g) - metricsBefore; got != sent {
-		t.Errorf("the requests metric grew by %v across the reloads, want %v", got, sent)
+	// once and was counted, whichever generation served it. A request
+	// whose connection was reset may or may not have reached it.
+	answered := float64(len(outcomes) - transportErrors)
+	if got := requestsTotal(t, g) - metricsBefore; got < answered || got > answered+float64(transportErrors) {
+		t.Errorf("the requests metric grew by %v across the reloads, want %v (+ up to %d reset)", got, answered, transportErrors)
 	}
 
 	client.CloseIdleConnections()
