@@ -70,7 +70,7 @@ type faultAS struct {
 	warmJWT   string
 	issued    map[string]map[string]bool // token -> JWTs given as valid answers
 	calls     map[string]int             // introspection calls per token
-	jwksCalls int
+	jwksFaulty int // JWKS requests answered while slow or down
 }
 
 // window is a time interval [from, to); a zero to means still open.
@@ -203,8 +203,10 @@ func (as *faultAS) handler() http.Handler {
 
 func (as *faultAS) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	as.mu.Lock()
-	as.jwksCalls++
 	delay, down, rotated := as.jwksDelay, as.jwksDown, as.rotated
+	if delay > 0 || down {
+		as.jwksFaulty++
+	}
 	as.mu.Unlock()
 	if !sleepCtx(r.Context(), delay) {
 		return
@@ -394,14 +396,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// tlsFaultAS serves the same AS over TLS with a certificate no one
-// trusts: the gateway must refuse to talk to it.
-func tlsFaultAS(t *testing.T, format string) (*faultAS, *httptest.Server) {
+// tlsAS serves the AS over TLS with a certificate no one trusts: the
+// gateway must refuse to talk to it.
+func tlsAS(t *testing.T, as *faultAS) *httptest.Server {
 	t.Helper()
-	as := newFaultAS(t, format)
 	srv := httptest.NewTLSServer(as.handler())
 	t.Cleanup(srv.Close)
-	return as, srv
+	return srv
 }
 
 func (as *faultAS) isDown() bool {
