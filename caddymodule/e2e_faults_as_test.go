@@ -58,19 +58,19 @@ type faultAS struct {
 
 	conns connCounter // open connections to the AS
 
-	mu        sync.Mutex
-	srv       *http.Server
-	down      bool
-	downs     []window // when the listener was closed
-	mode      faultMode
-	slowBy    time.Duration
-	jwksDelay time.Duration
-	jwksDown  bool
-	rotated   bool
-	warmJWT   string
-	issued    map[string]map[string]bool // token -> JWTs given as valid answers
-	calls     map[string]int             // introspection calls per token
-	jwksFaulty int // JWKS requests answered while slow or down
+	mu         sync.Mutex
+	srv        *http.Server
+	down       bool
+	downs      []window // when the listener was closed
+	mode       faultMode
+	slowBy     time.Duration
+	jwksDelay  time.Duration
+	jwksDown   bool
+	rotated    bool
+	warmJWT    string
+	issued     map[string]map[string]bool // token -> JWTs given as valid answers
+	calls      map[string]int             // introspection calls per token
+	jwksFaulty int                        // JWKS requests answered while slow or down
 }
 
 // window is a time interval [from, to); a zero to means still open.
