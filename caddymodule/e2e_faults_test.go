@@ -23,6 +23,7 @@ type faultCase struct {
 	name   string
 	format string // "jwt" or "json"
 	tls    bool   // the AS speaks TLS with a certificate nobody trusts
+	flap   bool   // the AS goes down and comes back every second
 	// inject turns the fault on; heal turns it off again.
 	inject, heal func(as *faultAS)
 	load         load
@@ -84,7 +85,7 @@ func within(d time.Duration, check func(*faultAS, outcome) string) func(*faultAS
 func faultCases() []faultCase {
 	var cases []faultCase
 	cases = append(cases, faultCase{
-		name: "AS flapping every second", format: "jwt",
+		name: "AS flapping every second", format: "jwt", flap: true,
 		load: freshLoad("flap", 3500*time.Millisecond),
 		// 5xx only for requests that overlapped a down period.
 		check: func(as *faultAS, o outcome) string {
@@ -291,21 +292,18 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 	}
 
 	time.Sleep(fc.settle)
-	flapDone := make(chan struct{})
-	flapping := strings.HasPrefix(fc.name, "AS flapping")
-	if flapping {
-		go flap(t, as, flapDone)
+	stopFlap, flapped := make(chan struct{}), make(chan struct{})
+	if fc.flap {
+		go flap(t, as, stopFlap, flapped)
 	} else {
-		close(flapDone)
+		close(flapped)
 	}
 	if fc.inject != nil {
 		fc.inject(as)
 	}
 	outcomes := fc.load.run(client, gd, g.url)
-	if flapping {
-		flapDone <- struct{}{}
-		<-flapDone
-	}
+	close(stopFlap)
+	<-flapped // the AS is up again
 	as.set(modeNormal)
 	if fc.heal != nil {
 		fc.heal(as)
@@ -423,21 +421,21 @@ func recovered(t *testing.T, client *http.Client, gd *guard, url string, as *fau
 	}
 }
 
-// flap takes the AS down and up every second until told to stop, then
-// leaves it up and answers on done.
-func flap(t *testing.T, as *faultAS, done chan struct{}) {
+// flap takes the AS down and up every second until stop closes, then
+// leaves it up and closes done.
+func flap(t *testing.T, as *faultAS, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	as.goDown()
 	for {
 		select {
-		case <-done:
+		case <-stop:
 			if as.isDown() {
 				if err := as.up(); err != nil {
 					t.Error(err)
 				}
 			}
-			done <- struct{}{}
 			return
 		case <-tick.C:
 			if !as.isDown() {
