@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -119,6 +118,7 @@ func formValue(body, name string) string {
 
 // on scripts the answer for one opaque token.
 func (as *stubAS) on(token string, answer func(w http.ResponseWriter)) {
+	noteSecret(token)
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	as.answers[token] = answer
@@ -316,26 +316,7 @@ func startCaddy(t *testing.T, as *stubAS, up *recorder, site string) *gateway {
 // loadCaddy (re)loads the config, as a config reload does.
 func loadCaddy(t *testing.T, g *gateway, as *stubAS, up *recorder, site string) {
 	t.Helper()
-	r := strings.NewReplacer("{AS}", as.srv.URL, "{UPSTREAM}", strings.TrimPrefix(up.srv.URL, "http://"), "{LISTEN}", g.addr)
-	cfgText := r.Replace(`{
-	admin off
-	auto_https off
-	persist_config off
-}
-http://{LISTEN} {
-` + site + `
-}
-`)
-	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfgText), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cfgText)
-	}
-	for _, w := range warnings {
-		t.Logf("adapt warning: %s", w.String())
-	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading the config: %v", err)
-	}
+	loadSite(t, g, as.srv.URL, up.srv.URL, site)
 }
 
 // defaultSite is a gateway in front of the recording upstream.
@@ -366,6 +347,9 @@ func (g *gateway) do(t *testing.T, method, path string, headers ...string) (*htt
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
+		if strings.EqualFold(headers[i], "Authorization") {
+			noteAuthorization(headers[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

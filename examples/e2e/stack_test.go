@@ -91,7 +91,9 @@ func startStack(t *testing.T) *stack {
 		"{RESOURCE_NAME}", resourceName,
 		"{UPSTREAM}", strings.TrimPrefix(upstreamURL, "http://"),
 		"{ACCESS_LOG}", s.accessLog,
+		"{DEBUG_LOG}", debugLog.GlobalLog(),
 	).Replace(caddyfileTemplate)
+	stacksStarted.Add(1)
 	// Loaded last, so its stop (a cleanup) runs first: Caddy stops before the
 	// upstream and the AS, and before the temporary directory of the access
 	// log goes.
@@ -107,9 +109,7 @@ const caddyfileTemplate = `{
 	admin off
 	auto_https off
 	persist_config off
-	log default {
-		level WARN
-	}
+	{DEBUG_LOG}
 }
 
 # No host in the site address: every Host reaches this site, so a spoofed
@@ -188,6 +188,9 @@ func (s *stack) requestToken(t *testing.T, clientID, secret, scope, resource str
 	var body map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("token response (status %d) is not JSON: %v", resp.StatusCode, err)
+	}
+	if tok, ok := body["access_token"].(string); ok {
+		debugLog.NoteToken(tok)
 	}
 	return tokenResponse{status: resp.StatusCode, body: body}
 }
