@@ -92,7 +92,7 @@ func parseJWS(s string) (*compactJWS, error) {
 		return nil, errJWSAlgMissing
 	}
 	var alg string
-	if err := json.Unmarshal(rawAlg, &alg); err != nil || alg == "" {
+	if err := unmarshalString(rawAlg, &alg); err != nil || alg == "" {
 		return nil, errJWSAlgMissing
 	}
 	if strings.EqualFold(alg, "none") {
@@ -125,7 +125,7 @@ func (m *compactJWS) isIntrospectionResponse() bool {
 		return false
 	}
 	var typ string
-	if json.Unmarshal(raw, &typ) != nil {
+	if unmarshalString(raw, &typ) != nil {
 		return false
 	}
 	typ = strings.ToLower(typ)
@@ -140,17 +140,4 @@ func decodeSegmentObject(seg string) (map[string]json.RawMessage, error) {
 		return nil, err
 	}
 	return parseJSONObject(b)
-}
-
-// parseJSONObject parses b as exactly one JSON object ("null", arrays,
-// scalars and trailing data are rejected).
-func parseJSONObject(b []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, errors.New("not a json object")
-	}
-	if m == nil { // the literal null
-		return nil, errors.New("not a json object")
-	}
-	return m, nil
 }

@@ -73,7 +73,7 @@ func (c claims) str(name string) (string, error) {
 		return "", nil
 	}
 	var s string
-	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	if v[0] != '"' || unmarshalString(v, &s) != nil {
 		return "", fmt.Errorf("claim %q is not a string", name)
 	}
 	return s, nil
@@ -91,7 +91,7 @@ func (c claims) scope() (string, error) {
 		return c.str("scope")
 	case '[':
 		var list []string
-		if err := json.Unmarshal(v, &list); err != nil {
+		if err := unmarshalStrings(v, &list); err != nil {
 			return "", fmt.Errorf("claim %q is not a string or an array of strings", "scope")
 		}
 		return strings.Join(list, " "), nil
@@ -114,7 +114,7 @@ func (c claims) audience() ([]string, error) {
 		return []string{s}, nil
 	case '[':
 		list := []string{}
-		if err := json.Unmarshal(v, &list); err != nil {
+		if err := unmarshalStrings(v, &list); err != nil {
 			return nil, fmt.Errorf("claim %q is not a string or an array of strings", "aud")
 		}
 		return list, nil
