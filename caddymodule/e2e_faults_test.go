@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,12 +88,14 @@ func faultCases() []faultCase {
 	cases = append(cases, faultCase{
 		name: "AS flapping every second", format: "jwt", flap: true,
 		load: freshLoad("flap", 3500*time.Millisecond),
-		// 5xx only for requests that overlapped a down period.
+		// 5xx only for requests that overlapped a down period, or the
+		// circuit breaker's cool-off right after one (it fails fast for
+		// faultCoolOff once the AS has failed faultFailures times).
 		check: func(as *faultAS, o outcome) string {
 			switch {
 			case o.status == http.StatusOK:
 				return ""
-			case o.status == http.StatusServiceUnavailable && as.downDuring(o.start, o.end, 100*time.Millisecond):
+			case o.status == http.StatusServiceUnavailable && as.downDuring(o.start.Add(-faultCoolOff), o.end, 100*time.Millisecond):
 				return ""
 			}
 			return fmt.Sprintf("status %d while the AS was up", o.status)
@@ -256,10 +259,21 @@ func faultSite(format string) string {
 			negative_ttl 30s
 		}
 		timeout ` + gatewayTimeout.String() + `
+		circuit_breaker {
+			failures ` + strconv.Itoa(faultFailures) + `
+			cool_off ` + faultCoolOff.String() + `
+		}
 	}
 	reverse_proxy {UPSTREAM}
 `
 }
+
+// The fault suite's circuit breaker: on, as in production, with a short
+// cool-off so that recovery is checked within seconds.
+const (
+	faultFailures = 5
+	faultCoolOff  = time.Second
+)
 
 func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 	before := runtime.NumGoroutine()
@@ -400,14 +414,23 @@ func runFault(t *testing.T, fc faultCase, checkLeaks bool) {
 
 // recovered checks that a token which failed during the fault is asked
 // about again and answers 200: at once, or within the given time.
+//
+// An open circuit breaker may refuse it (503 + Retry-After, no AS call)
+// for at most its cool-off after the AS healed; anything longer without an
+// AS call means an error was cached.
 func recovered(t *testing.T, client *http.Client, gd *guard, url string, as *faultAS, token string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	breakerDeadline := time.Now().Add(faultCoolOff + 500*time.Millisecond)
 	for {
 		calls := as.callsFor(token)
 		o := send(client, gd, url, token)
 		if as.callsFor(token) == calls {
-			t.Errorf("%s: the AS was not asked again after it healed: an error was cached", token)
+			if o.status == http.StatusServiceUnavailable && time.Now().Before(breakerDeadline) {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			t.Errorf("%s: the AS was not asked again after it healed: an error was cached (status %d)", token, o.status)
 			return
 		}
 		if o.status == http.StatusOK {
