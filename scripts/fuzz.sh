@@ -18,11 +18,14 @@ parallel=${FUZZPARALLEL:-1}
 targets=(
 	./caddymodule:FuzzParseAuthorization
 	./caddymodule:FuzzUnmarshalCaddyfile
+	./caddymodule:FuzzStripAccessTokenQuery
 	./introspect:FuzzCacheControl
 	./introspect:FuzzIntrospectJSON
 	./introspect:FuzzIntrospectJWT
 	./introspect:FuzzIntrospectRFC9701
 	./introspect:FuzzExchangeReply
+	./introspect:FuzzParseJSONObject
+	./introspect:FuzzUnmarshalString
 )
 
 # A target added to the code but not to the list above would never be
