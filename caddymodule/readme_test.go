@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,16 +12,25 @@ import (
 
 var caddyfileBlock = regexp.MustCompile("(?s)```caddyfile\n(phantom_token \\{.*?\n\\})\n```")
 
-// Every complete phantom_token block in the README, tested against a real
-// server or not, adapts: an operator who copies one gets no syntax error.
+// Every complete phantom_token block in the README and the docs, tested
+// against a real server or not, adapts: an operator who copies one gets no
+// syntax error.
 func TestReadmeConfigsAdapt(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
+	pages, err := filepath.Glob("../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var data []byte
+	for _, page := range append([]string{"../README.md"}, pages...) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, b...)
+	}
 	blocks := caddyfileBlock.FindAllStringSubmatch(string(data), -1)
 	if len(blocks) < 9 {
-		t.Fatalf("found %d phantom_token blocks in the README, want at least 9", len(blocks))
+		t.Fatalf("found %d phantom_token blocks in the README and docs/, want at least 9", len(blocks))
 	}
 	for _, b := range blocks {
 		for _, env := range []string{"AS_ADMIN_URL", "AS_ISSUER", "GATEWAY_ISSUER", "MCP_RESOURCE"} {

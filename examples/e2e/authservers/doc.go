@@ -1,8 +1,9 @@
 // Package authservers runs the phantom token gateway against real
-// authorization servers, one per Caddyfile the README marks as tested.
+// authorization servers, one per Caddyfile that docs/authorization-servers.md
+// marks as tested.
 //
-// Each test loads a `phantom_token` block verbatim from the README section
-// "Authorization servers" (found by its `<!-- as-config: NAME -->` marker;
+// Each test loads a `phantom_token` block verbatim from that page (found by
+// its `<!-- as-config: NAME -->` marker;
 // only the `{$…}` and `{env.…}` environment values differ, set by the
 // test), wraps it in a site that proxies to the example MCP server
 // (examples/mcpserver), and runs it in an in-process Caddy, all on

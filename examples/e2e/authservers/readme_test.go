@@ -10,8 +10,10 @@ import (
 	"testing"
 )
 
-// readmePath is the repository README, from this package's directory.
-var readmePath = filepath.Join("..", "..", "..", "README.md")
+// readmePath is the page of the repository's docs that holds the
+// authorization-server configs (moved there from the README to keep the
+// README short), from this package's directory.
+var readmePath = filepath.Join("..", "..", "..", "docs", "authorization-servers.md")
 
 // asConfigRe matches a tested config: the marker, then the caddyfile block
 // right after it.
@@ -29,19 +31,19 @@ func readmeConfigs(t *testing.T) map[string]string {
 	t.Helper()
 	raw, err := os.ReadFile(readmePath)
 	if err != nil {
-		t.Fatalf("reading the README: %v", err)
+		t.Fatalf("reading %s: %v", readmePath, err)
 	}
 	configs := map[string]string{}
 	for _, m := range asConfigRe.FindAllStringSubmatch(string(raw), -1) {
 		if _, dup := configs[m[1]]; dup {
-			t.Fatalf("README: two configs are marked as-config: %s", m[1])
+			t.Fatalf("docs/authorization-servers.md: two configs are marked as-config: %s", m[1])
 		}
 		configs[m[1]] = m[2]
 	}
 	// A marker not followed by a caddyfile block would be silently ignored
 	// by the regexp above: count the markers too.
 	if n := strings.Count(string(raw), "<!-- as-config: "); n != len(configs) {
-		t.Fatalf("README: %d as-config markers, but only %d are followed by a ```caddyfile block", n, len(configs))
+		t.Fatalf("docs/authorization-servers.md: %d as-config markers, but only %d are followed by a ```caddyfile block", n, len(configs))
 	}
 	return configs
 }
@@ -52,7 +54,7 @@ func readmeConfig(t *testing.T, name string) string {
 	t.Helper()
 	block, ok := readmeConfigs(t)[name]
 	if !ok {
-		t.Fatalf("README has no block marked <!-- as-config: %s -->", name)
+		t.Fatalf("docs/authorization-servers.md has no block marked <!-- as-config: %s -->", name)
 	}
 	return block
 }
@@ -78,28 +80,20 @@ func setEnv(t *testing.T, block string, env map[string]string) {
 	}
 }
 
-// TestReadmeTestedConfigsAreLoaded: every config the README section
-// "Authorization servers" marks as tested carries an as-config marker, and
-// each marker names a case of TestAuthorizationServers, so no tested config
-// goes unrun and no test runs a config the README does not show.
+// TestReadmeTestedConfigsAreLoaded: every config the page marks as tested
+// carries an as-config marker, and each marker names a case of
+// TestAuthorizationServers, so no tested config goes unrun and no test runs
+// a config the page does not show.
 func TestReadmeTestedConfigsAreLoaded(t *testing.T) {
 	raw, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(raw)
-	start := strings.Index(readme, "\n## Authorization servers")
-	if start < 0 {
-		t.Fatal(`README has no "## Authorization servers" section`)
-	}
-	section := readme[start+1:]
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
-	}
+	section := string(raw)
 
-	// Each "### … (tested…)" heading has a marker before the next heading,
+	// Each "## … (tested…)" heading has a marker before the next heading,
 	// and only those.
-	headings := regexp.MustCompile(`(?m)^### .*$`).FindAllStringIndex(section, -1)
+	headings := regexp.MustCompile(`(?m)^## .*$`).FindAllStringIndex(section, -1)
 	tested := 0
 	for i, h := range headings {
 		title := section[h[0]:h[1]]
@@ -111,9 +105,9 @@ func TestReadmeTestedConfigsAreLoaded(t *testing.T) {
 		isTested := strings.Contains(title, "(tested")
 		switch {
 		case isTested && !hasMarker:
-			t.Errorf("README %q is marked tested but has no as-config marker", title)
+			t.Errorf("%q is marked tested but has no as-config marker", title)
 		case !isTested && hasMarker:
-			t.Errorf("README %q has an as-config marker but is not marked tested", title)
+			t.Errorf("%q has an as-config marker but is not marked tested", title)
 		}
 		if isTested {
 			tested++
@@ -130,7 +124,7 @@ func TestReadmeTestedConfigsAreLoaded(t *testing.T) {
 	sort.Strings(readmeNames)
 	sort.Strings(testNames)
 	if !slices.Equal(readmeNames, testNames) {
-		t.Errorf("README as-config names %v, TestAuthorizationServers cases %v: they must be the same", readmeNames, testNames)
+		t.Errorf("as-config names %v, TestAuthorizationServers cases %v: they must be the same", readmeNames, testNames)
 	}
 	if tested != len(readmeNames) {
 		t.Errorf("%d headings marked tested, %d as-config blocks", tested, len(readmeNames))
