@@ -1,13 +1,11 @@
 package caddymodule_test
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,21 +177,11 @@ var breakersLine = regexp.MustCompile(`^caddy_phantom_token_circuit_breakers\{st
 // config's /metrics endpoint.
 func breakers(t *testing.T, g *gateway, state string) float64 {
 	t.Helper()
-	resp, err := http.Get(g.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v, ok := readMetric(t, g, breakersLine, state)
+	if !ok {
+		t.Fatalf("no circuit_breakers series for state %s", state)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if m := breakersLine.FindStringSubmatch(sc.Text()); m != nil && m[1] == state {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
-		}
-	}
-	t.Fatalf("no circuit_breakers series for state %s", state)
-	return 0
+	return v
 }
 
 // The breaker: after 3 consecutive AS failures, misses get 503 with

@@ -49,8 +49,17 @@ func TestCacheAndMetricsSurviveReload(t *testing.T) {
 var metricLine = regexp.MustCompile(`^caddy_phantom_token_requests_total\{result="([a-z_]+)"\} ([0-9.e+]+)$`)
 
 // requestsMetric reads caddy_phantom_token_requests_total{result} from the
-// config's own /metrics endpoint.
+// config's own /metrics endpoint; 0 when the series is absent.
 func requestsMetric(t *testing.T, g *gateway, result string) float64 {
+	t.Helper()
+	v, _ := readMetric(t, g, metricLine, result)
+	return v
+}
+
+// readMetric reads, from the config's own /metrics endpoint, the value of
+// the series that line matches (label value, then value) with the given
+// label value.
+func readMetric(t *testing.T, g *gateway, line *regexp.Regexp, label string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get(g.url + "/metrics")
 	if err != nil {
@@ -60,12 +69,12 @@ func requestsMetric(t *testing.T, g *gateway, result string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if m := metricLine.FindStringSubmatch(sc.Text()); m != nil && m[1] == result {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil && m[1] == label {
 			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
+			return v, true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // Two phantom_token handlers in one config (two routes, two ASes' worth of
