@@ -145,7 +145,13 @@ func (h *Handler) releaseGuard() error {
 // it takes (or waits for) a slot. A refusal never calls the AS and is
 // returned as an unavailable *introspect.Error with a Retry-After, which
 // loadFailed answers with 503.
+//
+// timeout bounds the whole miss from here: the wait for a slot,
+// introspection, the JWKS it may need and a token exchange, which would
+// otherwise each get a timeout of their own.
 func (h *Handler) guardedLoad(ctx context.Context, token, traceparent string) (entry, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
 	g := h.guard
 	if g == nil {
 		return h.load(ctx, token, traceparent)

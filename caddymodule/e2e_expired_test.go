@@ -67,3 +67,31 @@ func TestActiveButExpiredTokenIsInvalid(t *testing.T) {
 		})
 	}
 }
+
+// timeout bounds a whole miss: an introspection and a token exchange that
+// each fit within it but not together fail as a timed-out AS (503), not
+// after twice the timeout.
+func TestTimeoutBoundsTheWholeMiss(t *testing.T) {
+	as, up := newStubAS(t), newRecorder(t)
+	as.mu.Lock()
+	as.delay = 600 * time.Millisecond
+	as.exchange = func(w http.ResponseWriter, form url.Values) {
+		time.Sleep(600 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "x.y.z", "issued_token_type": "urn:ietf:params:oauth:token-type:jwt", "token_type": "Bearer"})
+	}
+	as.mu.Unlock()
+	g := startCaddy(t, as, up, strings.Replace(defaultSite, "\t\tas_jwks_uri {AS}/jwks\n", "\t\tintrospection_format json\n\t\ttoken_exchange {\n\t\t\tendpoint {AS}/token\n\t\t}\n", 1))
+	as.json("slow-token", fmt.Sprintf(`{"active":true,"client_id":"agent","scope":"mcp:tools","aud":%q,"exp":%d}`, resource, time.Now().Add(time.Hour).Unix()))
+	start := time.Now()
+	resp, _ := g.do(t, http.MethodGet, "/mcp", "Authorization", "Bearer slow-token")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503: the miss outlived the 1s timeout", resp.StatusCode)
+	}
+	if elapsed := time.Since(start); elapsed > 1100*time.Millisecond+time.Second {
+		t.Errorf("the miss took %s with timeout 1s", elapsed)
+	}
+	if up.count() != 0 {
+		t.Errorf("upstream calls = %d, want 0", up.count())
+	}
+}

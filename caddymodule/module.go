@@ -142,7 +142,9 @@ type Handler struct {
 	// 5s, max_size 64 MiB.
 	Cache *CacheConfig `json:"cache,omitempty"`
 
-	// Timeout bounds a whole AS call. Default: 5s.
+	// Timeout bounds a whole cache miss: the wait for a free AS call slot,
+	// introspection, the AS JWKS fetch it may need, and a token exchange.
+	// Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// Realm is the optional realm parameter of WWW-Authenticate challenges.
@@ -179,7 +181,8 @@ type Handler struct {
 	challenges challenges
 	maxTTL     time.Duration
 	negTTL     time.Duration
-	leeway     int64 // Leeway in nanoseconds, for authorize
+	timeout    time.Duration // Timeout or its default: bounds a whole miss
+	leeway     int64         // Leeway in nanoseconds, for authorize
 	// acceptCached is fresh with the current time, for the cache's
 	// in-flight re-check; made once so a miss does not build a closure.
 	acceptCached func(entry) bool

@@ -99,6 +99,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if timeout == 0 {
 		timeout = defaultTimeout
 	}
+	h.timeout = timeout
 
 	if h.ASJWKSURI != "" {
 		if err := h.loadVerifier(); err != nil {
