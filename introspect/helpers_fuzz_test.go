@@ -43,10 +43,12 @@ const (
 const maxErrLen = 256
 
 // leakWindow is the length of input run that an error message must never
-// repeat: one byte more than the AS text a message may quote (quoteAS),
-// long enough that fixed message text does not match by chance, short
-// enough to catch a token, a JWT or a body being echoed.
-const leakWindow = asTextMax + 1
+// repeat: longer than the AS text a message may quote (quoteASText keeps
+// asTextMax bytes) together with the framing right after it (the closing
+// quote and " (cut)"), which the AS's next bytes may equal by chance (the
+// fuzzer found `000…0"`), yet short enough to catch a token, a JWT or a
+// body being echoed.
+const leakWindow = asTextMax + len(`" (cut)`) + 1
 
 var (
 	fuzzKeysOnce sync.Once
