@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // The handler answers two paths itself, the RFC 9728 document and the
@@ -26,8 +27,14 @@ func escapedPath(p string) string {
 // requestPathIs reports whether r is for the local path escaped (built by
 // escapedPath or metadataLocation).
 func requestPathIs(r *http.Request, escaped string) bool {
+	if r.URL.RawPath == "" && strings.IndexByte(escaped, '%') < 0 {
+		// The common case, as cheap as comparing the decoded path: Go
+		// leaves RawPath empty when the request's path is its default
+		// escaping, so EscapedPath would be escape(Path), and that equals
+		// an escaped path without '%' only when Path is that very path.
+		return r.URL.Path == escaped
+	}
 	// Escaping never shortens a path, so a longer decoded path cannot
-	// match; EscapedPath does not allocate for a path that needs no
-	// escaping, the common case.
+	// match.
 	return len(r.URL.Path) <= len(escaped) && r.URL.EscapedPath() == escaped
 }
