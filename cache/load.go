@@ -80,8 +80,8 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key Key, load func(ctx context
 // by a flight that finished just before it started: no load ran for it.
 //
 // A panic in load is returned to every waiter as a *[PanicError].
-func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(V) bool, load func(ctx context.Context) (V, time.Duration, error)) (v V, hit bool, err error) {
-	if v, ok := c.Get(key); ok && (accept == nil || accept(v)) {
+func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(Key, V) bool, load func(ctx context.Context) (V, time.Duration, error)) (v V, hit bool, err error) {
+	if v, ok := c.Get(key); ok && (accept == nil || accept(key, v)) {
 		return v, true, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -122,7 +122,7 @@ func (c *Cache[V]) GetOrLoadIf(ctx context.Context, key Key, accept func(V) bool
 		var zero V
 		return zero, false, f.err
 	}
-	if f.hit && accept != nil && !accept(f.val) {
+	if f.hit && accept != nil && !accept(key, f.val) {
 		// The flight's starter took a cached value this caller refuses
 		// (another route with a longer revocation window). Rare: load
 		// for this caller alone rather than queue behind other flights.
@@ -167,11 +167,11 @@ func (c *Cache[V]) leave(key Key, f *flight[V]) {
 }
 
 // run is the body of a flight.
-func (c *Cache[V]) run(ctx context.Context, key Key, f *flight[V], accept func(V) bool, load func(context.Context) (V, time.Duration, error)) {
+func (c *Cache[V]) run(ctx context.Context, key Key, f *flight[V], accept func(Key, V) bool, load func(context.Context) (V, time.Duration, error)) {
 	defer f.cancel()
 	// A flight that finished between the caller's Get and join has
 	// already stored (Set waits for visibility): do not load twice.
-	if v, ok := c.Get(key); ok && (accept == nil || accept(v)) {
+	if v, ok := c.Get(key); ok && (accept == nil || accept(key, v)) {
 		f.val, f.hit = v, true
 	} else {
 		f.val, f.err = c.loadAndStore(ctx, key, load)

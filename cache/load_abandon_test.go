@@ -129,7 +129,7 @@ func TestGetOrLoadIfRefusedEntryIsReplaced(t *testing.T) {
 	if !c.Set(k, "old", time.Minute) {
 		t.Fatal("Set refused")
 	}
-	refuseOld := func(v string) bool { return v != "old" }
+	refuseOld := func(_ Key, v string) bool { return v != "old" }
 	v, hit, err := c.GetOrLoadIf(context.Background(), k, refuseOld, func(context.Context) (string, time.Duration, error) {
 		return "new", time.Minute, nil
 	})
@@ -139,7 +139,7 @@ func TestGetOrLoadIfRefusedEntryIsReplaced(t *testing.T) {
 	if got, ok := c.Get(k); !ok || got != "new" {
 		t.Fatalf("cache holds %q, %v; want the new value", got, ok)
 	}
-	v, hit, err = c.GetOrLoadIf(context.Background(), k, func(string) bool { return false }, func(context.Context) (string, time.Duration, error) {
+	v, hit, err = c.GetOrLoadIf(context.Background(), k, func(Key, string) bool { return false }, func(context.Context) (string, time.Duration, error) {
 		return "uncacheable", 0, nil
 	})
 	if err != nil || hit || v != "uncacheable" {

@@ -12,13 +12,20 @@ import (
 // circuit breakers (one per handler identity with the breaker on) are in
 // each state. It reads the live breakers at scrape time, so it cannot
 // drift from them, and costs the request path nothing.
-var breakerStates = &breakerCollector{
-	desc: prometheus.NewDesc(
-		"caddy_phantom_token_circuit_breakers",
-		"Circuit breakers for authorization servers, by state (closed, open, half_open).",
-		[]string{"state"}, nil,
-	),
-	live: map[*asguard.Breaker]struct{}{},
+var breakerStates = newBreakerCollector("caddy_phantom_token_circuit_breakers",
+	"Circuit breakers for authorization servers, by state (closed, open, half_open).")
+
+// sharedCacheBreakerStates is caddy_phantom_token_shared_cache_breakers:
+// the same for the breakers in front of the shared Redis caches (one per
+// distinct redis configuration).
+var sharedCacheBreakerStates = newBreakerCollector("caddy_phantom_token_shared_cache_breakers",
+	"Circuit breakers for the shared Redis caches, by state (closed, open, half_open).")
+
+func newBreakerCollector(name, help string) *breakerCollector {
+	return &breakerCollector{
+		desc: prometheus.NewDesc(name, help, []string{"state"}, nil),
+		live: map[*asguard.Breaker]struct{}{},
+	}
 }
 
 type breakerCollector struct {

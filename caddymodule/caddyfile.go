@@ -258,6 +258,9 @@ func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			c.MaxSize = int64(n)
 			return nil
+		case "redis":
+			c.Redis = new(RedisConfig)
+			return c.Redis.unmarshalCaddyfile(d)
 		}
 		return d.Errf("cache: unknown subdirective '%s'", name)
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/phantomgate/caddy-phantom-token/cache"
 	"github.com/phantomgate/caddy-phantom-token/introspect"
 )
 
@@ -54,8 +55,14 @@ type entry struct {
 // read.
 type entryExtras struct {
 	userID   string // sub, else client_id
+	subject  string // sub, "" when absent
 	clientID string
 	scope    string
+	// marks are subject and clientID hashed for the purge marks of the
+	// entry's domain, made on the first check after a purge (see
+	// purgeDomain.refuses) so that neither a miss nor a hit pays for them
+	// while nothing was purged.
+	marks atomic.Pointer[markHashes]
 	// moreAudience is the aud values after the first, almost always nil.
 	moreAudience []string
 	// blockBytes is what the heap gave the entry's block: its length
@@ -100,7 +107,7 @@ func newEntry(r *introspect.Result, p *policy, loadedAt time.Time) entry {
 		}
 	}
 	block, blockBytes := concat(r.Scope, aud, "Bearer ", r.JWT)
-	x := &entryExtras{userID: r.Subject, clientID: r.ClientID, scope: block[:len(r.Scope)], moreAudience: moreAud, blockBytes: blockBytes}
+	x := &entryExtras{userID: r.Subject, subject: r.Subject, clientID: r.ClientID, scope: block[:len(r.Scope)], moreAudience: moreAud, blockBytes: blockBytes}
 	if x.userID == "" {
 		x.userID = x.clientID
 	}
@@ -276,6 +283,12 @@ func (h *Handler) authorize(e *entry, t time.Time) verdict {
 		return e.checked
 	}
 	return h.policy.check(e)
+}
+
+// usable reports whether a cached entry may decide this request: the AS's
+// answer is recent enough for this handler and no purge covers it.
+func (h *Handler) usable(e *entry, key cache.Key, t time.Time) bool {
+	return h.fresh(e, t) && !h.domain.refuses(e, key)
 }
 
 // fresh reports whether the AS's answer in e is recent enough for this

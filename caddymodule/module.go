@@ -183,9 +183,9 @@ type Handler struct {
 	negTTL     time.Duration
 	timeout    time.Duration // Timeout or its default: bounds a whole miss
 	leeway     int64         // Leeway in nanoseconds, for authorize
-	// acceptCached is fresh with the current time, for the cache's
+	// acceptCached is usable with the current time, for the cache's
 	// in-flight re-check; made once so a miss does not build a closure.
-	acceptCached func(entry) bool
+	acceptCached func(cache.Key, entry) bool
 	resource     *audienceMatcher
 	policy       *policy
 	metadata     *metadata
@@ -194,6 +194,13 @@ type Handler struct {
 	verifierKey string
 	guard       *asGuard
 	guardKey    string
+	// shared is the Redis second level (nil without cache.redis), and
+	// sharedKey this handler's share of it in sharedStores.
+	shared    *sharedStore
+	sharedKey string
+	// domain holds the purge marks every hit checks: the fleet's with
+	// Redis, the process's without.
+	domain *purgeDomain
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token
@@ -250,6 +257,10 @@ type CacheConfig struct {
 	// GOGC=100 the entries themselves hold at most half of it. Entries
 	// beyond it are evicted. Default: 64 MiB.
 	MaxSize int64 `json:"max_size,omitempty"`
+
+	// Redis adds a second cache level shared by every gateway node that
+	// uses the same Redis and secret, with fleet-wide purge. Optional.
+	Redis *RedisConfig `json:"redis,omitempty"`
 }
 
 // CircuitBreakerConfig configures the AS circuit breaker of a handler

@@ -158,11 +158,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.challenges = newChallenges(h.Realm, h.RequiredScopes, metadataURL)
 	h.policy = newPolicy(policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience, requiredScopes: h.RequiredScopes})
 	h.leeway = int64(h.Leeway)
-	h.acceptCached = func(e entry) bool { return h.fresh(&e, now()) }
+	h.acceptCached = func(k cache.Key, e entry) bool { return h.usable(&e, k, now()) }
+
+	h.domain = localDomain
+	if h.Cache != nil && h.Cache.Redis != nil {
+		if err := h.provisionSharedStore(repl); err != nil {
+			return err
+		}
+	}
+	h.domain.keep(max(h.maxTTL, h.negTTL))
+	registerHandler(h)
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)
-	h.poolKey = identity + "\x00" + strconv.FormatInt(maxSize, 10)
+	// Handlers in different purge domains never share a cache: a purge
+	// must reach every cache its marks apply to.
+	h.poolKey = identity + "\x00" + strconv.FormatInt(maxSize, 10) + "\x00" + h.sharedKey
 	val, _, err := caches.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		c, err := cache.New(cache.Config[entry]{
 			MaxBytes: liveBytesFor(maxSize),
@@ -318,7 +329,8 @@ func (h *Handler) Validate() error {
 // verifier (whose refresher stops with its last user). It copes with a
 // half-provisioned handler.
 func (h *Handler) Cleanup() error {
-	verr := h.releaseVerifier()
+	unregisterHandler(h)
+	verr := errors.Join(h.releaseVerifier(), h.releaseSharedStore())
 	if h.client != nil {
 		h.client.CloseIdleConnections()
 	}

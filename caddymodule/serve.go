@@ -53,11 +53,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// because the introspection took time.
 	t := now()
 	e, hit := h.tokens.GetAt(key, t)
-	if !hit || !h.fresh(&e, t) {
+	if !hit || !h.usable(&e, key, t) {
 		var err error
 		traceparent := r.Header.Get("Traceparent")
 		e, hit, err = h.tokens.GetOrLoadIf(r.Context(), key, h.acceptCached, func(ctx context.Context) (entry, time.Duration, error) {
-			return h.guardedLoad(ctx, token, traceparent)
+			return h.loadThrough(ctx, key, token, traceparent)
 		})
 		if err != nil {
 			return h.loadFailed(w, r, token, err)

@@ -264,6 +264,9 @@ func (s *Store) Reachable() bool { return s.reachable.Load() }
 // BreakerState is the state of the store's circuit breaker.
 func (s *Store) BreakerState() asguard.State { return s.breaker.State() }
 
+// Breaker is the store's circuit breaker, for metrics.
+func (s *Store) Breaker() *asguard.Breaker { return s.breaker }
+
 // Get reads the entry for key and opens it with token.
 func (s *Store) Get(ctx context.Context, key cache.Key, token string) ([]byte, Result) {
 	return s.get(ctx, s.name(key), token)
