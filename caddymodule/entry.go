@@ -49,6 +49,9 @@ type entry struct {
 	active      bool
 	hasAudience bool // aud was present (even as "": that matches nothing)
 	checked     verdict
+	// fromFleet is set on entries read from the shared level: their
+	// loadedAt is another node's clock (see purgeMark).
+	fromFleet bool
 }
 
 // entryExtras is the part of an entry a hit under its own policy does not

@@ -56,8 +56,8 @@ func encodeEntry(e *entry, until time.Time) []byte {
 	return b
 }
 
-// decodeEntry rebuilds an entry under p, and returns with it when the
-// storing node's TTL ends.
+// decodeEntry rebuilds an entry under p, marked as from the fleet, and
+// returns with it when the storing node's TTL ends.
 func decodeEntry(b []byte, p *policy) (entry, time.Time, error) {
 	if len(b) < 2+4*8 || b[0] != entryCodecVersion {
 		return entry{}, time.Time{}, errEntryCodec
@@ -90,7 +90,9 @@ func decodeEntry(b []byte, p *policy) (entry, time.Time, error) {
 		if count != 0 {
 			return entry{}, time.Time{}, errEntryCodec
 		}
-		return newEntry(&introspect.Result{}, p, loadedAt), until, nil
+		e := newEntry(&introspect.Result{}, p, loadedAt)
+		e.fromFleet = true
+		return e, until, nil
 	}
 	if count < 5 || (flags&flagHasAudience == 0 && count != 5) {
 		return entry{}, time.Time{}, errEntryCodec
@@ -107,7 +109,9 @@ func decodeEntry(b []byte, p *policy) (entry, time.Time, error) {
 	if flags&flagHasAudience != 0 {
 		r.Audience = append([]string{strs[1]}, strs[5:]...)
 	}
-	return newEntry(r, p, loadedAt), until, nil
+	e := newEntry(r, p, loadedAt)
+	e.fromFleet = true
+	return e, until, nil
 }
 
 // timeOrZero undoes unixNano: the sentinel for an absent claim becomes the

@@ -14,11 +14,26 @@ import (
 	"github.com/phantomgate/caddy-phantom-token/cache/redisstore"
 )
 
-// purgeSkew widens every purge mark: an entry whose introspection started
-// up to this long after the purge is refused too, so that a node whose
-// clock runs behind the purging node's never keeps a purged token. The
-// cost is at most this long of re-introspection for the purged tokens.
+// purgeSkew widens purge marks for entries read from the shared level:
+// one whose introspection started, by its writer's clock, up to this long
+// after the purge is refused too, so that a node whose clock runs ahead of
+// the purging node's never spreads a purged token. Entries this node
+// introspected itself are judged by this node's clock: refused when their
+// introspection started before the mark reached this node.
 const purgeSkew = time.Second
+
+// purgeMark is one mark's times in Unix nanoseconds: at is the purge's
+// time plus purgeSkew (for entries from the fleet), seen when this node
+// learnt of it (for its own entries).
+type purgeMark struct{ at, seen int64 }
+
+// covers reports whether the mark refuses e.
+func (m purgeMark) covers(e *entry) bool {
+	if e.fromFleet {
+		return e.loadedAt < m.at
+	}
+	return e.loadedAt < min(m.at, m.seen)
+}
 
 // markHash is the hash of a subject or client id in a purge domain.
 type markHash [16]byte
@@ -36,19 +51,19 @@ type markHashes struct {
 // introspection must have started for the mark to refuse it. Hits read it
 // through an atomic pointer: no lock, and nil when there are no marks.
 type markSet struct {
-	all      int64
-	keys     map[cache.Key]int64
-	subjects map[markHash]int64
-	clients  map[markHash]int64
+	all      purgeMark
+	keys     map[cache.Key]purgeMark
+	subjects map[markHash]purgeMark
+	clients  map[markHash]purgeMark
 }
 
 // refuses reports whether a mark covers the entry stored under key; d
 // hashes the entry's subject and client id the first time it is asked.
 func (m *markSet) refuses(d *purgeDomain, e *entry, key cache.Key) bool {
-	if e.loadedAt < m.all {
+	if m.all.covers(e) {
 		return true
 	}
-	if at, ok := m.keys[key]; ok && e.loadedAt < at {
+	if pm, ok := m.keys[key]; ok && pm.covers(e) {
 		return true
 	}
 	x := e.extras
@@ -61,10 +76,10 @@ func (m *markSet) refuses(d *purgeDomain, e *entry, key cache.Key) bool {
 		h = d.hashes(x.subject, x.clientID)
 		x.marks.Store(h)
 	}
-	if at, ok := m.subjects[h.subject]; ok && h.hasSubject && e.loadedAt < at {
+	if pm, ok := m.subjects[h.subject]; ok && h.hasSubject && pm.covers(e) {
 		return true
 	}
-	if at, ok := m.clients[h.client]; ok && h.hasClient && e.loadedAt < at {
+	if pm, ok := m.clients[h.client]; ok && h.hasClient && pm.covers(e) {
 		return true
 	}
 	return false
@@ -140,53 +155,64 @@ func (d *purgeDomain) refuses(e *entry, key cache.Key) bool {
 	return m != nil && m.refuses(d, e, key)
 }
 
-// add records marks, keeping each kind's latest time, and drops marks past
-// the retention.
+// add records marks, keeping each one's latest, and drops marks past the
+// retention.
 func (d *purgeDomain) add(marks ...redisstore.Mark) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.snap.Load()
-	next := &markSet{keys: map[cache.Key]int64{}, subjects: map[markHash]int64{}, clients: map[markHash]int64{}}
-	t := time.Now()
-	cutoff := t.Add(-time.Duration(d.retention.Load()) - purgeSkew).UnixNano()
+	next := &markSet{keys: map[cache.Key]purgeMark{}, subjects: map[markHash]purgeMark{}, clients: map[markHash]purgeMark{}}
+	seen := time.Now().UnixNano()
+	cutoff := seen - d.retention.Load() - int64(purgeSkew)
+	stale := func(m purgeMark) bool { return m.at < cutoff }
 	if old != nil {
-		next.all = old.all
+		if !stale(old.all) {
+			next.all = old.all
+		}
 		maps.Copy(next.keys, old.keys)
 		maps.Copy(next.subjects, old.subjects)
 		maps.Copy(next.clients, old.clients)
-		maps.DeleteFunc(next.keys, func(_ cache.Key, at int64) bool { return at < cutoff })
-		maps.DeleteFunc(next.subjects, func(_ markHash, at int64) bool { return at < cutoff })
-		maps.DeleteFunc(next.clients, func(_ markHash, at int64) bool { return at < cutoff })
+		maps.DeleteFunc(next.keys, func(_ cache.Key, m purgeMark) bool { return stale(m) })
+		maps.DeleteFunc(next.subjects, func(_ markHash, m purgeMark) bool { return stale(m) })
+		maps.DeleteFunc(next.clients, func(_ markHash, m purgeMark) bool { return stale(m) })
 	}
 	for _, m := range marks {
-		at := m.At.Add(purgeSkew).UnixNano()
+		pm := purgeMark{at: m.At.Add(purgeSkew).UnixNano(), seen: seen}
 		switch m.Kind {
 		case redisstore.MarkAll:
-			next.all = max(next.all, at)
+			next.all = later(next.all, pm)
 		case redisstore.MarkKey:
 			var k cache.Key
 			if b, err := hex.DecodeString(m.Hash); err == nil && len(b) == len(k) {
 				copy(k[:], b)
-				next.keys[k] = max(next.keys[k], at)
+				next.keys[k] = later(next.keys[k], pm)
 			}
 		case redisstore.MarkSubject, redisstore.MarkClient:
 			var h markHash
 			if b, err := hex.DecodeString(m.Hash); err == nil && len(b) == len(h) {
 				copy(h[:], b)
 				if m.Kind == redisstore.MarkSubject {
-					next.subjects[h] = max(next.subjects[h], at)
+					next.subjects[h] = later(next.subjects[h], pm)
 				} else {
-					next.clients[h] = max(next.clients[h], at)
+					next.clients[h] = later(next.clients[h], pm)
 				}
 			}
 		}
 	}
-	if next.all < cutoff {
-		next.all = 0
-	}
-	if next.all == 0 && len(next.keys) == 0 && len(next.subjects) == 0 && len(next.clients) == 0 {
+	if next.all == (purgeMark{}) && len(next.keys) == 0 && len(next.subjects) == 0 && len(next.clients) == 0 {
 		d.snap.Store(nil)
 		return
 	}
 	d.snap.Store(next)
+}
+
+// later keeps the later of two marks for one key. A mark heard again (the
+// periodic read of the recorded marks repeats recent ones) keeps the time
+// this node first learnt of it: its own entries made since then stand.
+func later(old, m purgeMark) purgeMark {
+	switch {
+	case old == (purgeMark{}) || m.at > old.at:
+		return m
+	}
+	return old
 }

@@ -150,6 +150,7 @@ func New(cfg Config) (*Store, error) {
 	if len(cfg.Addresses) > 1 && cfg.DB != 0 {
 		return nil, errors.New("db: a Redis Cluster has only database 0")
 	}
+	quietOnce.Do(func() { redis.SetLogger(quietLogger{}) })
 	breaker, err := asguard.NewBreaker(asguard.BreakerConfig{Failures: breakerFailures, CoolOff: breakerCoolOff})
 	if err != nil {
 		return nil, err
@@ -195,6 +196,14 @@ func New(cfg Config) (*Store, error) {
 	go s.listen(ctx)
 	return s, nil
 }
+
+// quietLogger drops go-redis's own log lines: it prints one per failed
+// dial, per request, where the store reports each health change once.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
 
 // derive returns a 32-byte key for one use of the secret.
 func derive(secret, info string) []byte {
