@@ -26,8 +26,13 @@ func (h *Handler) loadThrough(ctx context.Context, key cache.Key, token, tracepa
 	if e, ttl, ok := h.fromShared(plain, res, key); ok {
 		return e, ttl, nil
 	}
-	lock, err := s.store.TryLock(ctx, key, h.timeout+lockMargin)
-	if lock == nil && err == nil {
+	lock, plain, res, err := s.store.TryLock(ctx, key, token, h.timeout+lockMargin)
+	if res == redisstore.Hit {
+		if e, ttl, ok := h.fromShared(plain, res, key); ok {
+			return e, ttl, nil
+		}
+	}
+	if lock == nil && err == nil && res == redisstore.Miss {
 		// Another node is introspecting this token: wait for its answer
 		// as long as an introspection of our own could take, then ask
 		// the AS ourselves rather than fail.

@@ -26,23 +26,48 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 const pollInterval = 25 * time.Millisecond
 
 // TryLock claims the right to introspect the token behind key for the
-// fleet, for at most hold (the introspection's own bound). It returns nil
-// when another node holds it, or when Redis failed (err set): then the
-// caller introspects on its own.
-func (s *Store) TryLock(ctx context.Context, key cache.Key, hold time.Duration) (*Lock, error) {
+// fleet, for at most hold (the introspection's own bound). In the same
+// round trip it reads the entry: when a node stored it just before the
+// lock was free again, that entry is returned (res Hit) and the lock given
+// back. It returns no lock when another node holds it (err nil: wait for
+// it with Wait), or when Redis failed (err set): then the caller
+// introspects on its own.
+func (s *Store) TryLock(ctx context.Context, key cache.Key, token string, hold time.Duration) (*Lock, []byte, Result, error) {
+	if !s.ready(ctx) {
+		return nil, nil, Error, errNotSynced
+	}
+	name := s.name(key)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lock{value: hex.EncodeToString(b[:])}
-	var ok bool
+	var setnx *redis.BoolCmd
+	var get *redis.StringCmd
 	err := s.call(ctx, func(ctx context.Context) error {
-		var err error
-		ok, err = s.client.SetNX(ctx, s.lockKey(s.name(key)), l.value, hold).Result()
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			setnx = p.SetNX(ctx, s.lockKey(name), l.value, hold)
+			get = p.Get(ctx, s.entryKey(name))
+			return nil
+		})
 		return err
 	})
-	if err != nil || !ok {
-		return nil, err
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, Error, err
 	}
-	return l, nil
+	sealed, gerr := get.Bytes()
+	if gerr == nil {
+		if setnx.Val() {
+			s.Unlock(ctx, key, l)
+		}
+		plain, err := s.envelope.Open(token, s.entryKey(name), sealed)
+		if err != nil {
+			return nil, nil, Rejected, nil
+		}
+		return nil, plain, Hit, nil
+	}
+	if !setnx.Val() {
+		return nil, nil, Miss, nil
+	}
+	return l, nil, Miss, nil
 }
 
 // Unlock releases a lock whose introspection stored nothing (it failed),
@@ -89,6 +114,9 @@ func (s *Store) Wait(ctx context.Context, key cache.Key, token string) ([]byte, 
 // getOrLocked reads the entry and, in the same round trip, whether its
 // lock is still held.
 func (s *Store) getOrLocked(ctx context.Context, name, token string) ([]byte, Result, bool) {
+	if !s.ready(ctx) {
+		return nil, Error, false
+	}
 	var get *redis.StringCmd
 	var exists *redis.IntCmd
 	err := s.call(ctx, func(ctx context.Context) error {

@@ -113,6 +113,7 @@ func (s *Store) listen(ctx context.Context) {
 	defer tick.Stop()
 	since := time.Now().Add(-s.retention).UnixMilli()
 	s.syncMarks(ctx, &since)
+	close(s.firstSync)
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,6 +159,7 @@ func (s *Store) syncMarks(ctx context.Context, since *int64) {
 	if err != nil {
 		return
 	}
+	defer s.synced.Store(true) // after the marks are applied
 	for _, z := range got {
 		member, _ := z.Member.(string)
 		ms := int64(z.Score)

@@ -109,6 +109,11 @@ type Store struct {
 	nameKey, markKey []byte
 	breaker          *asguard.Breaker
 	reachable        atomic.Bool
+	// synced is whether the recorded purge marks were read since Redis
+	// last failed: until then a purge may have been missed, so entries
+	// are not read (firstSync is closed after the first attempt).
+	synced    atomic.Bool
+	firstSync chan struct{}
 	onHealth         func(bool, error)
 	onMark           func(Mark)
 	retention        time.Duration
@@ -189,6 +194,7 @@ func New(cfg Config) (*Store, error) {
 		retention: cfg.MarkRetention,
 		waiters:   map[string][]chan struct{}{},
 		done:      make(chan struct{}),
+		firstSync: make(chan struct{}),
 	}
 	s.reachable.Store(true)
 	ctx, stop := context.WithCancel(context.Background())
@@ -230,8 +236,12 @@ func (s *Store) name(key cache.Key) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func (s *Store) entryKey(name string) string { return s.prefix + "e:" + name }
-func (s *Store) lockKey(name string) string  { return s.prefix + "l:" + name }
+// An entry and its lock share a hash tag, so that in a Redis Cluster they
+// live on one node and a pipeline's commands on them run in order: the
+// entry is written before the lock is released, and a lock taken is
+// followed by a read that sees the entry of the node that released it.
+func (s *Store) entryKey(name string) string { return s.prefix + "e:{" + name + "}" }
+func (s *Store) lockKey(name string) string  { return s.prefix + "l:{" + name + "}" }
 
 // call runs op within the timeout and through the breaker, and reports
 // Redis's health changes. A refused call returns errBreakerOpen.
@@ -256,10 +266,32 @@ func (s *Store) call(ctx context.Context, op func(ctx context.Context) error) er
 	}
 	s.breaker.Record(ticket, asguard.Failure)
 	s.setReachable(false, err)
+	s.synced.Store(false)
 	return err
 }
 
-var errBreakerOpen = errors.New("redis: circuit breaker open")
+var (
+	errBreakerOpen = errors.New("redis: circuit breaker open")
+	errNotSynced   = errors.New("redis: purge marks not read since Redis last failed")
+)
+
+// ready reports whether entries may be read: the purge marks have been
+// read since Redis last failed. Right after start it waits for the first
+// read, within the store's timeout.
+func (s *Store) ready(ctx context.Context) bool {
+	select {
+	case <-s.firstSync:
+	default:
+		t := time.NewTimer(s.timeout)
+		defer t.Stop()
+		select {
+		case <-s.firstSync:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return s.synced.Load()
+}
 
 func (s *Store) setReachable(ok bool, err error) {
 	if s.reachable.CompareAndSwap(!ok, ok) && s.onHealth != nil {
@@ -282,6 +314,9 @@ func (s *Store) Get(ctx context.Context, key cache.Key, token string) ([]byte, R
 }
 
 func (s *Store) get(ctx context.Context, name, token string) ([]byte, Result) {
+	if !s.ready(ctx) {
+		return nil, Error
+	}
 	var sealed []byte
 	err := s.call(ctx, func(ctx context.Context) error {
 		var err error

@@ -123,12 +123,12 @@ func TestStoreLockAndWait(t *testing.T) {
 		a := newStore(t, Config{Addresses: addrs})
 		b := newStore(t, Config{Addresses: addrs})
 		key := cache.NewKeyer("route").Key("tok")
-		lock, err := a.TryLock(ctx, key, 5*time.Second)
-		if err != nil || lock == nil {
-			t.Fatalf("TryLock = %v, %v", lock, err)
+		lock, _, res, err := a.TryLock(ctx, key, "tok", 5*time.Second)
+		if err != nil || lock == nil || res != Miss {
+			t.Fatalf("TryLock = %v, %v, %v", lock, res, err)
 		}
-		if l2, err := b.TryLock(ctx, key, 5*time.Second); l2 != nil || err != nil {
-			t.Fatalf("second TryLock = %v, %v; want not taken", l2, err)
+		if l2, _, res, err := b.TryLock(ctx, key, "tok", 5*time.Second); l2 != nil || err != nil || res != Miss {
+			t.Fatalf("second TryLock = %v, %v, %v; want not taken", l2, res, err)
 		}
 		done := make(chan []byte)
 		start := time.Now()
@@ -149,9 +149,13 @@ func TestStoreLockAndWait(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("Wait took %v", d)
 		}
-		// The lock was released with the entry.
-		if l3, err := b.TryLock(ctx, key, time.Second); l3 == nil || err != nil {
-			t.Errorf("lock not released by Set: %v, %v", l3, err)
+		// The lock was released with the entry, and taking it again
+		// returns the entry instead.
+		if l3, v, res, err := b.TryLock(ctx, key, "tok", time.Second); l3 != nil || res != Hit || string(v) != "loaded" || err != nil {
+			t.Errorf("TryLock after Set = %v, %q, %v, %v; want the entry and no lock", l3, v, res, err)
+		}
+		if l4, _, _, _ := b.TryLock(ctx, cache.NewKeyer("route").Key("tok-free"), "tok-free", time.Second); l4 == nil {
+			t.Error("a free lock was not taken")
 		}
 	})
 }
@@ -162,7 +166,7 @@ func TestStoreWaitEndsWhenTheLockGoesWithoutAnEntry(t *testing.T) {
 	a := newStore(t, Config{Addresses: []string{srv.Addr}})
 	b := newStore(t, Config{Addresses: []string{srv.Addr}})
 	key := cache.NewKeyer("route").Key("tok")
-	lock, _ := a.TryLock(ctx, key, 5*time.Second)
+	lock, _, _, _ := a.TryLock(ctx, key, "tok", 5*time.Second)
 	if lock == nil {
 		t.Fatal("no lock")
 	}
@@ -178,7 +182,7 @@ func TestStoreWaitEndsWhenTheLockGoesWithoutAnEntry(t *testing.T) {
 		t.Errorf("Wait took %v after the unlock", d)
 	}
 	// And a waiter gives up at its deadline while the lock is held.
-	lock, _ = a.TryLock(ctx, key, 5*time.Second)
+	lock, _, _, _ = a.TryLock(ctx, key, "tok", 5*time.Second)
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()
@@ -269,6 +273,9 @@ func TestStoreSurvivesRedisDownAndBack(t *testing.T) {
 		if _, res := s.Get(ctx, key, "tok"); res != Error {
 			t.Fatalf("Get with Redis down = %v", res)
 		}
+		if err := s.Set(ctx, key, "tok", []byte("x"), time.Minute, nil); err == nil {
+			t.Fatal("Set with Redis down succeeded")
+		}
 		if d := time.Since(start); d > time.Second {
 			t.Fatalf("Get with Redis down took %v", d)
 		}
@@ -287,8 +294,17 @@ func TestStoreSurvivesRedisDownAndBack(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if v, res := s.Get(ctx, key, "tok"); res != Hit || !bytes.Equal(v, []byte("back")) {
-		t.Fatalf("after reconnect Get = %q, %v", v, res)
+	// Entries are read again once the purge marks have been (the next
+	// periodic read, within a second).
+	for {
+		v, res := s.Get(ctx, key, "tok")
+		if res == Hit && bytes.Equal(v, []byte("back")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after reconnect Get = %q, %v", v, res)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
