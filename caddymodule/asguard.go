@@ -127,13 +127,14 @@ func (h *Handler) provisionGuard(identity string) error {
 }
 
 // releaseGuard gives back this handler's share of its guard, if it took
-// one.
+// one. h.guard stays set: requests of the old config may still be in
+// flight during a reload, and read it.
 func (h *Handler) releaseGuard() error {
 	if h.guardKey == "" {
 		return nil
 	}
 	_, err := guards.Delete(h.guardKey)
-	h.guardKey, h.guard = "", nil
+	h.guardKey = ""
 	return err
 }
 

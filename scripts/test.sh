@@ -3,8 +3,8 @@
 # plugin users import) and of the examples module (demo AS, MCP server,
 # quickstart, end-to-end tests against real authorization servers and real
 # MCP clients). It installs what those tests need first: the npm packages
-# from the committed lock files and the Ory Hydra binary (built from the Go
-# module proxy). Both steps are idempotent.
+# from the committed lock files, the Ory Hydra binary (built from the Go
+# module proxy) and Redis (Debian's redis-server). All steps are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,16 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== installing test dependencies"
+# Real Redis for the shared-cache tests (Debian's redis-server package has
+# redis-server and redis-cli); installed when missing and we are root.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+	else
+		echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server);" >&2
+		echo "without it the shared-cache tests are skipped (and fail under CI=true)." >&2
+	fi
+fi
 for lock in examples/*/package-lock.json examples/*/*/package-lock.json; do
 	[ -f "$lock" ] || continue
 	dir=$(dirname "$lock")
