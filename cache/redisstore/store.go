@@ -114,9 +114,9 @@ type Store struct {
 	// are not read (firstSync is closed after the first attempt).
 	synced    atomic.Bool
 	firstSync chan struct{}
-	onHealth         func(bool, error)
-	onMark           func(Mark)
-	retention        time.Duration
+	onHealth  func(bool, error)
+	onMark    func(Mark)
+	retention time.Duration
 
 	waitersMu sync.Mutex
 	waiters   map[string][]chan struct{} // entry key name → goroutines waiting for it
