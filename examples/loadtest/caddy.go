@@ -232,6 +232,8 @@ type route struct {
 	// setAuthorization, on a plain reverse_proxy route, replaces the
 	// Authorization header sent upstream, as phantom_token does.
 	setAuthorization string
+	// redis, when set, is the address of the shared cache level.
+	redis string
 }
 
 const (
@@ -270,6 +272,9 @@ func gatewayConfig(dir, adminAddr, asAddr, upstreamAddr string, routes []route) 
 			}
 			if r.noNegative {
 				c["negative_ttl"] = 0
+			}
+			if r.redis != "" {
+				c["redis"] = map[string]any{"address": []string{r.redis}, "secret": "loadtest-fleet-secret"}
 			}
 			if len(c) > 0 {
 				pt["cache"] = c

@@ -41,6 +41,7 @@ type report struct {
 	cfg                               config
 	a, b, bMany, c, d, e              scenario
 	aJWT                              scenario // (a'): (a) forwarding the JWT (b) forwards, without phantom_token
+	fleet                             fleetResult
 	stampedeOK                        int64
 	memRSSBefore, memRSSAfter         int64
 	memHeapBefore, memHeapAfter       int64
@@ -71,7 +72,7 @@ func (r *report) structuralFailures() []string {
 	if r.b.asCalls != 0 || r.bMany.asCalls != 0 {
 		f = append(f, fmt.Sprintf("(b)/(b') made AS calls while measuring hits: %d, %d", r.b.asCalls, r.bMany.asCalls))
 	}
-	return f
+	return append(f, r.fleet.structural()...)
 }
 
 func run(cfg config, out io.Writer) (*report, error) {
@@ -260,6 +261,9 @@ func run(cfg config, out io.Writer) (*report, error) {
 
 	// (e) memory, in a fresh gateway.
 	if err := runMemory(rep, as, start, memAdmin, addrE, logf); err != nil {
+		return nil, err
+	}
+	if err := runFleet(rep, bin, dir, as, start, logf); err != nil {
 		return nil, err
 	}
 
@@ -559,6 +563,12 @@ func (r *report) print(out io.Writer) {
 	check(heapGrowth <= limit, "(e) live heap growth ≤ max_size + 20 %%: +%s ≤ %s", fmtBytes(heapGrowth), fmtBytes(limit))
 	check(r.memCachedHits <= r.memCapacityAtMost && r.memCachedHits < int64(cfg.MemTokens),
 		"(e) entries beyond max_size evicted: %s cached ≤ %s", fmtInt(r.memCachedHits), fmtInt(r.memCapacityAtMost))
+	if fr := &r.fleet; fr.skipped == "" {
+		check(fr.f.asCalls == fleetTokens, "(f) AS calls = tokens across two nodes: %d = %d", fr.f.asCalls, fleetTokens)
+		d := fr.gL2.res.hist.quantile(0.5) - fr.gL1.res.hist.quantile(0.5)
+		check(d <= 300*time.Microsecond, "(g) an L2 hit adds ≤ 0.3 ms p50 to an L1 hit: %+.3f ms", float64(d)/1e6)
+	}
+	r.fleet.print(w, cfg)
 }
 
 func fmtDur(d time.Duration) string {

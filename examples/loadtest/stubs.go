@@ -42,7 +42,7 @@ type stubAS struct {
 }
 
 // asRoutes are the introspection paths the gateway routes use.
-var asRoutes = []string{"hit", "miss", "mem"}
+var asRoutes = []string{"hit", "miss", "mem", "fleet"}
 
 // newStubAS makes the AS and its one JWT, padded to about jwtBytes
 // (never shorter than its claims and RS256 signature, about 650 bytes).
