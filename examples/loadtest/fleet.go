@@ -243,4 +243,3 @@ func startRedis(dir, addr string) (stop func(), err error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
