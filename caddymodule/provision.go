@@ -167,7 +167,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.domain.keep(max(h.maxTTL, h.negTTL))
-	registerHandler(h)
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)
@@ -194,6 +193,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	// Last: a purge may reach this handler from now on, and needs its
+	// keyer and cache.
+	registerHandler(h)
 	return nil
 }
 

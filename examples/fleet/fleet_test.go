@@ -258,10 +258,18 @@ func TestFleetSurvivesRedisRestart(t *testing.T) {
 // scope; a value written without the secret, or tampered with, is never
 // used; a node with another secret does not use the fleet's entries.
 func TestFleetRedisHoldsNothingUsable(t *testing.T) {
-	srv := redistest.Start(t)
+	t.Run("standalone", func(t *testing.T) { testRedisHoldsNothingUsable(t, []*redistest.Server{redistest.Start(t)}) })
+	t.Run("cluster", func(t *testing.T) { testRedisHoldsNothingUsable(t, redistest.StartCluster(t).Nodes) })
+}
+
+func testRedisHoldsNothingUsable(t *testing.T, servers []*redistest.Server) {
+	var addrs []string
+	for _, s := range servers {
+		addrs = append(addrs, s.Addr)
+	}
 	as, up := newStubAS(t), newUpstream(t)
-	n1 := startNode(t, as, up, nodeOptions{redisAddrs: []string{srv.Addr}})
-	n2 := startNode(t, as, up, nodeOptions{redisAddrs: []string{srv.Addr}})
+	n1 := startNode(t, as, up, nodeOptions{redisAddrs: addrs})
+	n2 := startNode(t, as, up, nodeOptions{redisAddrs: addrs})
 	as.subject["tok-dump-1"] = "subject-dump-alice"
 	as.client["tok-dump-1"] = "client-dump-agent"
 	tokens := []string{"tok-dump-1", "tok-dump-2", "tok-dump-3"}
@@ -273,16 +281,27 @@ func TestFleetRedisHoldsNothingUsable(t *testing.T) {
 		t.Fatalf("purge: %d", status)
 	}
 
-	keys, err := srv.Do("KEYS", "*")
-	if err != nil {
-		t.Fatal(err)
+	// Every key of every node, with the node that holds it.
+	type held struct {
+		srv *redistest.Server
+		key string
+	}
+	var keys []held
+	for _, srv := range servers {
+		list, err := srv.Do("KEYS", "*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range strings.Split(list, "\n") {
+			if k != "" {
+				keys = append(keys, held{srv, k})
+			}
+		}
 	}
 	var dump strings.Builder
 	entries := 0
-	for _, k := range strings.Split(keys, "\n") {
-		if k == "" {
-			continue
-		}
+	for _, h := range keys {
+		srv, k := h.srv, h.key
 		if !strings.HasPrefix(k, "phantom_token:") {
 			t.Errorf("key %q does not start with the key prefix", k)
 		}
@@ -315,8 +334,8 @@ func TestFleetRedisHoldsNothingUsable(t *testing.T) {
 	// Tamper with every entry, as a process with Redis access but
 	// without the secret could: node 2 (whose cache is empty) must not
 	// use them and asks the AS.
-	for _, k := range strings.Split(keys, "\n") {
-		if strings.HasPrefix(k, "phantom_token:e:") {
+	for _, h := range keys {
+		if srv, k := h.srv, h.key; strings.HasPrefix(k, "phantom_token:e:") {
 			v, _ := srv.Do("GET", k)
 			b := []byte(v)
 			b[len(b)/2] ^= 0x55
@@ -335,7 +354,7 @@ func TestFleetRedisHoldsNothingUsable(t *testing.T) {
 	}
 
 	// Another secret: its own entries, never the fleet's.
-	other := startNode(t, as, up, nodeOptions{redisAddrs: []string{srv.Addr}, secret: "another-fleet"})
+	other := startNode(t, as, up, nodeOptions{redisAddrs: addrs, secret: "another-fleet"})
 	expect(t, n1, "tok-dump-4", 200)
 	before = as.calls.Load()
 	expect(t, other, "tok-dump-4", 200)
