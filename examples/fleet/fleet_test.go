@@ -190,10 +190,20 @@ func TestFleetPurgeReachesEveryNode(t *testing.T) {
 // Redis killed in the middle of a load run, then restarted: no request
 // fails, and sharing resumes.
 func TestFleetSurvivesRedisRestart(t *testing.T) {
-	srv := redistest.Start(t)
+	t.Run("standalone", func(t *testing.T) {
+		srv := redistest.Start(t)
+		testSurvivesRestart(t, []string{srv.Addr}, srv.Kill, srv.Restart)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t)
+		testSurvivesRestart(t, c.Addrs(), c.Kill, func() { c.Restart(t) })
+	})
+}
+
+func testSurvivesRestart(t *testing.T, addrs []string, kill, restart func()) {
 	as, up := newStubAS(t), newUpstream(t)
-	n1 := startNode(t, as, up, nodeOptions{redisAddrs: []string{srv.Addr}})
-	n2 := startNode(t, as, up, nodeOptions{redisAddrs: []string{srv.Addr}})
+	n1 := startNode(t, as, up, nodeOptions{redisAddrs: addrs})
+	n2 := startNode(t, as, up, nodeOptions{redisAddrs: addrs})
 	for i := range 50 {
 		expect(t, n1, "tok-warm-"+strconv.Itoa(i), 200)
 	}
@@ -228,9 +238,9 @@ func TestFleetSurvivesRedisRestart(t *testing.T) {
 		}()
 	}
 	time.Sleep(500 * time.Millisecond)
-	srv.Kill()
+	kill()
 	time.Sleep(1500 * time.Millisecond)
-	srv.Restart()
+	restart()
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()

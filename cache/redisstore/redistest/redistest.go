@@ -217,6 +217,25 @@ func (c *Cluster) Addrs() []string {
 	return a
 }
 
+// Kill stops every node at once, as a crash of the whole cluster would.
+func (c *Cluster) Kill() {
+	for _, n := range c.Nodes {
+		n.Kill()
+	}
+}
+
+// Restart starts every killed node again on its address with its cluster
+// configuration (nodes.conf survives; the data does not) and waits until
+// the cluster is ok.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	for _, n := range c.Nodes {
+		n.Kill()
+		n.start()
+	}
+	c.waitOK(t)
+}
+
 // StartCluster starts three cluster-enabled servers and joins them with
 // redis-cli --cluster create, then waits until the cluster is ok.
 func StartCluster(t testing.TB) *Cluster {
@@ -232,6 +251,13 @@ func StartCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
+	c.waitOK(t)
+	return c
+}
+
+// waitOK waits until every node says cluster_state:ok.
+func (c *Cluster) waitOK(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range c.Nodes {
 		for {
@@ -245,5 +271,4 @@ func StartCluster(t testing.TB) *Cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return c
 }
