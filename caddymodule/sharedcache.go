@@ -172,7 +172,9 @@ func (h *Handler) provisionSharedStore(repl *caddy.Replacer) error {
 					logger.Warn("shared cache: Redis unreachable; carrying on with the local cache and the AS", zap.Error(err))
 				}
 			},
-			OnMark: func(m redisstore.Mark) { s.domain.add(m) },
+			OnMarks: func(ms []redisstore.Mark) { s.domain.add(ms...) },
+			// Marks must outlive every entry they may refuse.
+			MarkRetention: max(24*time.Hour, h.maxTTL, h.negTTL),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cache.redis: %v", err)

@@ -139,8 +139,8 @@ func (s *Store) dispatch(msg *redis.Message) {
 		if !ok || err != nil {
 			return
 		}
-		if m, ok := parseMark(member, ms); ok && s.onMark != nil {
-			s.onMark(m)
+		if m, ok := parseMark(member, ms); ok && s.onMarks != nil {
+			s.onMarks([]Mark{m})
 		}
 	}
 }
@@ -159,15 +159,19 @@ func (s *Store) syncMarks(ctx context.Context, since *int64) {
 	if err != nil {
 		return
 	}
-	defer s.synced.Store(true) // after the marks are applied
+	marks := make([]Mark, 0, len(got))
 	for _, z := range got {
 		member, _ := z.Member.(string)
 		ms := int64(z.Score)
-		if m, ok := parseMark(member, ms); ok && s.onMark != nil {
-			s.onMark(m)
+		if m, ok := parseMark(member, ms); ok {
+			marks = append(marks, m)
 		}
 		*since = max(*since, ms)
 	}
+	if len(marks) > 0 && s.onMarks != nil {
+		s.onMarks(marks)
+	}
+	s.synced.Store(true) // after the marks are applied
 }
 
 // markSyncSlack re-reads marks this much older than the newest seen, so a

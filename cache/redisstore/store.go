@@ -53,10 +53,11 @@ type Config struct {
 	// OnHealth is called once per change between reachable and
 	// unreachable, with the error that made Redis unreachable. Optional.
 	OnHealth func(reachable bool, err error)
-	// OnMark is called with every purge mark of the fleet the store learns
-	// of, from pub/sub or from the periodic read of the recorded marks, so
-	// possibly more than once for one mark. It must be cheap. Optional.
-	OnMark func(Mark)
+	// OnMarks is called with the purge marks of the fleet the store learns
+	// of: one from each pub/sub message, and all those a periodic read of
+	// the recorded marks found, in one call (at start, every mark kept).
+	// A mark may come more than once. Optional.
+	OnMarks func([]Mark)
 }
 
 // Result is the outcome of reading an entry, also the label of the shared
@@ -115,7 +116,7 @@ type Store struct {
 	synced    atomic.Bool
 	firstSync chan struct{}
 	onHealth  func(bool, error)
-	onMark    func(Mark)
+	onMarks   func([]Mark)
 	retention time.Duration
 
 	waitersMu sync.Mutex
@@ -190,7 +191,7 @@ func New(cfg Config) (*Store, error) {
 		markKey:   derive(cfg.Secret, "phantom_token purge marks v1"),
 		breaker:   breaker,
 		onHealth:  cfg.OnHealth,
-		onMark:    cfg.OnMark,
+		onMarks:   cfg.OnMarks,
 		retention: cfg.MarkRetention,
 		waiters:   map[string][]chan struct{}{},
 		done:      make(chan struct{}),

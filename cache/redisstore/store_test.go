@@ -200,9 +200,9 @@ func TestStorePurgeReachesOtherNodes(t *testing.T) {
 		ctx := context.Background()
 		var mu sync.Mutex
 		var got []Mark
-		b := newStore(t, Config{Addresses: addrs, OnMark: func(m Mark) {
+		b := newStore(t, Config{Addresses: addrs, OnMarks: func(ms []Mark) {
 			mu.Lock()
-			got = append(got, m)
+			got = append(got, ms...)
 			mu.Unlock()
 		}})
 		a := newStore(t, Config{Addresses: addrs})
@@ -246,7 +246,7 @@ func TestStorePurgeReachesOtherNodes(t *testing.T) {
 		}
 		// A node that starts later learns the recorded marks.
 		var late atomic.Int32
-		newStore(t, Config{Addresses: addrs, OnMark: func(Mark) { late.Add(1) }})
+		newStore(t, Config{Addresses: addrs, OnMarks: func(ms []Mark) { late.Add(int32(len(ms))) }})
 		for deadline := time.Now().Add(2 * time.Second); late.Load() < 2 && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
