@@ -75,6 +75,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        failures <n>
 //	        cool_off <duration>
 //	    }
+//	    mcp_operation <method> [<name pattern>] {   # repeatable
+//	        scopes <scope>...
+//	    }
+//	    scope_implies <broad> <narrow>...            # repeatable
+//	    max_body <size>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -87,7 +92,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if seen[name] {
 			return d.Errf("duplicate subdirective '%s'", name)
 		}
-		seen[name] = true
+		if name != "mcp_operation" && name != "scope_implies" { // repeatable
+			seen[name] = true
+		}
 		var err error
 		switch name {
 		case "introspection_endpoint":
@@ -165,6 +172,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "circuit_breaker":
 			h.CircuitBreaker = new(CircuitBreakerConfig)
 			err = h.CircuitBreaker.unmarshalCaddyfile(d)
+		case "mcp_operation":
+			err = h.unmarshalMCPOperation(d)
+		case "scope_implies":
+			err = h.unmarshalScopeImplies(d)
+		case "max_body":
+			err = sizeArg(d, &h.MaxBody)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}
@@ -252,18 +265,32 @@ func (c *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &s); err != nil {
 				return err
 			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<62 {
-				return d.Errf("max_size: expected a positive size such as 64MiB, got '%s'", s)
-			}
-			c.MaxSize = int64(n)
-			return nil
+			return sizeArgValue(d, "max_size", s, &c.MaxSize)
 		case "redis":
 			c.Redis = new(RedisConfig)
 			return c.Redis.unmarshalCaddyfile(d)
 		}
 		return d.Errf("cache: unknown subdirective '%s'", name)
 	})
+}
+
+// sizeArg reads one positive size such as 64MiB.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	return sizeArgValue(d, name, s, dst)
+}
+
+func sizeArgValue(d *caddyfile.Dispenser, name, s string, dst *int64) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > 1<<62 {
+		return d.Errf("%s: expected a positive size such as 64MiB, got '%s'", name, s)
+	}
+	*dst = int64(n)
+	return nil
 }
 
 // oneArg reads exactly one argument for the current subdirective.

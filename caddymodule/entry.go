@@ -202,7 +202,9 @@ type policy struct {
 	id                   uint32           // unique per policy made by newPolicy; 0 in none
 	resource             *audienceMatcher // nil: no audience check
 	allowMissingAudience bool
-	requiredScopes       []string
+	// requiredScopes are required_scopes, each with the scopes that
+	// satisfy it (itself, and those implying it through scope_implies).
+	requiredScopes [][]string
 }
 
 // policyIDs numbers policies. Ids are never reused within a process (four
@@ -227,10 +229,8 @@ func (p *policy) check(e *entry) verdict {
 			return invalidToken
 		}
 	}
-	for _, r := range p.requiredScopes {
-		if !hasScope(e.scope(), r) {
-			return insufficientScope
-		}
+	if !satisfied(e.scope(), p.requiredScopes) {
+		return insufficientScope
 	}
 	return allowed
 }

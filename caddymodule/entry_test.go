@@ -59,7 +59,7 @@ func TestAuthorizeEntry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := good()
 			tc.change(r)
-			h.policy = newPolicy(policy{resource: resourceMatcher, allowMissingAudience: tc.loose, requiredScopes: []string{"mcp:tools", "mcp:read"}})
+			h.policy = newPolicy(policy{resource: resourceMatcher, allowMissingAudience: tc.loose, requiredScopes: [][]string{{"mcp:tools"}, {"mcp:read"}}})
 			// Made under this route's policy (a hit reuses its
 			// verdict) and under another route's (the claims are
 			// checked again): both must decide alike.
@@ -79,7 +79,7 @@ func TestAuthorizeEntry(t *testing.T) {
 func TestVerdictIsNotCarriedAcrossRoutes(t *testing.T) {
 	now := time.Now()
 	lax := newPolicy(policy{})
-	strict := newPolicy(policy{requiredScopes: []string{"admin"}, resource: newAudienceMatcher("https://mcp.example.com/mcp", nil)})
+	strict := newPolicy(policy{requiredScopes: [][]string{{"admin"}}, resource: newAudienceMatcher("https://mcp.example.com/mcp", nil)})
 	r := &introspect.Result{Active: true, Scope: "read", Audience: []string{"https://other.example.com/"}, JWT: "h.p.s"}
 	e := newEntry(r, lax, now)
 	if e.checked != allowed {

@@ -65,7 +65,7 @@ func (h *Handler) newMetadata() (*metadata, error) {
 	body, err := json.Marshal(protectedResourceMetadata{
 		Resource:               h.Resource,
 		AuthorizationServers:   h.AuthorizationServers,
-		ScopesSupported:        h.ScopesSupported,
+		ScopesSupported:        h.defaultScopesSupported(),
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           h.ResourceName,
 		ResourceDocumentation:  h.ResourceDocumentation,

@@ -170,6 +170,21 @@ type Handler struct {
 	// On by default (failures 5, cool_off 5s); cached tokens keep working.
 	CircuitBreaker *CircuitBreakerConfig `json:"circuit_breaker,omitempty"`
 
+	// MCPOperations are per-operation rules for MCP: the scopes a JSON-RPC
+	// method (and tool, prompt or resource name) needs on top of
+	// required_scopes. With at least one, POST bodies are read (up to
+	// MaxBody) and classified. The first matching rule applies.
+	MCPOperations []MCPOperation `json:"mcp_operations,omitempty"`
+
+	// ScopeImplies maps a broad scope to the narrower scopes it grants,
+	// transitively: a token with the broad scope satisfies any of them,
+	// in required_scopes and in mcp_operations alike.
+	ScopeImplies map[string][]string `json:"scope_implies,omitempty"`
+
+	// MaxBody bounds the POST body read to find the MCP operation; larger
+	// bodies are answered 413. Only with MCPOperations. Default: 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
 	client     *introspect.Client
 	exchanger  *introspect.Exchanger
 	signer     *signer.Signer
@@ -201,6 +216,8 @@ type Handler struct {
 	// domain holds the purge marks every hit checks: the fleet's with
 	// Redis, the process's without.
 	domain *purgeDomain
+	// mcp is the per-operation authorization; nil without mcp_operation.
+	mcp *mcpPolicy
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token

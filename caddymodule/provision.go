@@ -81,6 +81,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validateConfig(); err != nil {
 		return err
 	}
+	if err := h.validateMCP(); err != nil {
+		return err
+	}
 
 	h.maxTTL, h.negTTL = defaultMaxTTL, defaultNegativeTTL
 	maxSize := int64(defaultMaxSize)
@@ -155,8 +158,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.String("resource", h.Resource))
 		}
 	}
-	h.challenges = newChallenges(h.Realm, h.RequiredScopes, metadataURL)
-	h.policy = newPolicy(policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience, requiredScopes: h.RequiredScopes})
+	h.challenges = newChallenges(h.Realm, withoutOfflineAccess(h.RequiredScopes), metadataURL)
+	satisfiers := scopeSatisfiers(h.ScopeImplies)
+	h.policy = newPolicy(policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience,
+		requiredScopes: needsFor(h.RequiredScopes, satisfiers)})
+	h.provisionMCP(satisfiers, metadataURL)
 	h.leeway = int64(h.Leeway)
 	h.acceptCached = func(k cache.Key, e entry) bool { return h.usable(&e, k, now()) }
 

@@ -75,13 +75,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	countRequest(result)
 	addLogField(r, result)
 
-	switch h.authorize(&e, t) {
-	case invalidToken:
+	v := h.authorize(&e, t)
+	if v == invalidToken {
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
-	case insufficientScope:
+	}
+	if h.mcp != nil && r.Method == http.MethodPost {
+		// The operation decides which scopes are needed: the body is read
+		// (and a scope refusal answered with all of them) only now that
+		// the token itself is known to be good.
+		return h.serveMCP(w, r, next, &e, v)
+	}
+	if v == insufficientScope {
 		return reject(w, http.StatusForbidden, h.challenges.insufficientScope, errInsufficientScope)
 	}
+	return h.forward(w, r, next, &e)
+}
 
+// forward sends an authorized request upstream with the JWT.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, e *entry) error {
 	// The upstream must see the JWT and never the opaque token: replace the
 	// one Authorization value in place (parseAuthorization guaranteed there
 	// is exactly one) and drop a query-string copy of the token.

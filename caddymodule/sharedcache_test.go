@@ -96,7 +96,7 @@ func TestProvisionRedisErrors(t *testing.T) {
 // A shared entry survives the round trip through Redis's encoding as the
 // same decision inputs, rebuilt under the reader's policy.
 func TestEntryCodecRoundTrip(t *testing.T) {
-	p := newPolicy(policy{requiredScopes: []string{"mcp:tools"}})
+	p := newPolicy(policy{requiredScopes: [][]string{{"mcp:tools"}}})
 	loaded := time.Unix(1_700_000_000, 123)
 	for _, r := range []*introspect.Result{
 		{Active: true, Scope: "mcp:tools openid", Audience: []string{"https://mcp/a", "https://mcp/b"}, JWT: "eyJh.eyJi.c2ln",

@@ -26,6 +26,7 @@ targets=(
 	./introspect:FuzzExchangeReply
 	./introspect:FuzzParseJSONObject
 	./introspect:FuzzUnmarshalString
+	./mcprpc:FuzzClassify
 )
 
 # A target added to the code but not to the list above would never be
