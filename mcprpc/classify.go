@@ -15,9 +15,11 @@
 package mcprpc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -81,7 +83,7 @@ var (
 // may alias body, which the caller must not modify while it uses them.
 func Classify(body []byte) (Message, error) {
 	var m Message
-	if !json.Valid(body) {
+	if !valid(body) {
 		return m, ErrNotJSON
 	}
 	i := skipSpace(body, 0)
@@ -242,16 +244,16 @@ func (it *members) next() (string, []byte, bool) {
 	return key, value, true
 }
 
-// decodeString returns the value of a valid JSON string token: a view of
-// its bytes when it has no escapes (the common case, no allocation).
+// decodeString returns the value of a valid JSON string token as
+// encoding/json decodes it: a view of its bytes when it has no escapes and
+// is valid UTF-8 (the common case, no allocation); otherwise decoded, with
+// invalid UTF-8 replaced by U+FFFD as the upstream's decoder would.
 func decodeString(tok []byte) string {
 	inner := tok[1 : len(tok)-1]
-	for _, c := range inner {
-		if c == '\\' {
-			var s string
-			_ = json.Unmarshal(tok, &s) // valid: cannot fail
-			return s
-		}
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		var s string
+		_ = json.Unmarshal(tok, &s) // valid: cannot fail
+		return s
 	}
 	return unsafe.String(unsafe.SliceData(inner), len(inner))
 }
@@ -263,15 +265,21 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the string token starting at b[i].
+// stringEnd returns the index just past the valid string token starting
+// at b[i].
 func stringEnd(b []byte, i int) int {
-	for i++; ; i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	i++
+	for {
+		q := i + bytes.IndexByte(b[i:], '"')
+		// The quote is escaped if an odd number of backslashes precede it.
+		n := 0
+		for j := q - 1; j >= i && b[j] == '\\'; j-- {
+			n++
 		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 }
 

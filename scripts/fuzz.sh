@@ -27,6 +27,7 @@ targets=(
 	./introspect:FuzzParseJSONObject
 	./introspect:FuzzUnmarshalString
 	./mcprpc:FuzzClassify
+	./mcprpc:FuzzValid
 )
 
 # A target added to the code but not to the list above would never be
