@@ -96,7 +96,7 @@ func (s *Store) Wait(ctx context.Context, key cache.Key, token string) ([]byte, 
 	defer tick.Stop()
 	for {
 		plain, res, locked := s.getOrLocked(ctx, name, token)
-		if ctx.Err() != nil {
+		if callerDone(ctx) {
 			return nil, Miss
 		}
 		if res != Miss || !locked {

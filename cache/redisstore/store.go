@@ -259,7 +259,7 @@ func (s *Store) call(ctx context.Context, op func(ctx context.Context) error) er
 		s.breaker.Record(ticket, asguard.Success)
 		s.setReachable(true, nil)
 		return err
-	case ctx.Err() != nil:
+	case callerDone(ctx):
 		// The caller went away or ran out of time: that says nothing
 		// about Redis.
 		s.breaker.Record(ticket, asguard.Ignore)
@@ -269,6 +269,17 @@ func (s *Store) call(ctx context.Context, op func(ctx context.Context) error) er
 	s.setReachable(false, err)
 	s.synced.Store(false)
 	return err
+}
+
+// callerDone reports whether ctx has ended or reached its deadline: the
+// network deadline go-redis derives from it can fire a moment before the
+// context's own timer, and such a failure is the caller's, not Redis's.
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 var (
