@@ -99,6 +99,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	}
 }`)
 	f.Add("a {\n\tphantom_token {\n\t\tcache {\n\t\t\tmax_size 0\n\t\t}\n\t}\n}")
+	f.Add("a {\n\tphantom_token {\n\t\tmcp_operation tools/call delete_* {\n\t\t\tscopes files:write\n\t\t}\n\t\tmcp_operation prompts/get {\n\t\t\tscopes p\n\t\t}\n\t\tscope_implies a b c\n\t\tmax_body 1MiB\n\t\tcache {\n\t\t\tredis {\n\t\t\t\taddress 127.0.0.1:6379\n\t\t\t\tsecret s\n\t\t\t\ttls\n\t\t\t}\n\t\t}\n\t}\n}")
 	f.Add("a {\n\tphantom_token {\n\t\ttimeout -1s\n\t\ttimeout 2s\n\t}\n}")
 	f.Add("a {\n\tphantom_token {\n\t\tclient_id a b\n\t}\n}")
 	f.Add("a {\n\tphantom_token extra {\n\t}\n}")
