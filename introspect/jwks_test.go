@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,8 +282,13 @@ func TestJWKSVerifierStopKeepsVerifying(t *testing.T) {
 	if err := v.Verify(t.Context(), jwt); err != nil {
 		t.Fatal(err)
 	}
-	if runtime.NumGoroutine() <= before {
-		t.Fatal("expected the background refresher to run")
+	// The refresher runs (by its stack: a goroutine count can be
+	// offset by other tests' goroutines ending meanwhile).
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(allStacks(), "(*JWKSVerifier).refreshLoop"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("expected the background refresher to run; goroutines:\n%s", allStacks())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
 	if err := v.Verify(t.Context(), jwt); err != nil {
@@ -338,5 +344,17 @@ func TestNewJWKSVerifierValidation(t *testing.T) {
 	}
 	if _, err := NewJWKSVerifier(nil, "https://as.example.com/jwks", nil); err == nil { //nolint:staticcheck // the nil check is under test
 		t.Error("nil context: want error")
+	}
+}
+
+// allStacks returns every goroutine's stack, untruncated.
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
