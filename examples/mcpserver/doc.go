@@ -24,6 +24,8 @@
 //
 //   - whoami: returns the verified JWT claims, as structured content and as
 //     JSON text;
+//   - save_note {text}: stores a note in memory; needs the mcp:write scope
+//     (checked on the verified JWT, behind the gateway's mcp_operation);
 //   - countdown {n}: sends n progress notifications (default 3) about 100ms
 //     apart on the request's SSE stream, then returns "done", so streaming
 //     through the gateway can be observed.

@@ -40,8 +40,8 @@ func TestMCPSessionWithValidJWT(t *testing.T) {
 	for _, tool := range tools.Tools {
 		names = append(names, tool.Name)
 	}
-	if strings.Join(names, ",") != "countdown,whoami" {
-		t.Errorf("tools %v, want countdown and whoami", names)
+	if strings.Join(names, ",") != "countdown,save_note,whoami" {
+		t.Errorf("tools %v, want countdown, save_note and whoami", names)
 	}
 
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
@@ -364,4 +364,30 @@ func do(t *testing.T, req *http.Request) *http.Response {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
+}
+
+// save_note checks its scope on the verified JWT itself, behind whatever
+// the gateway checked.
+func TestSaveNoteNeedsTheWriteScope(t *testing.T) {
+	ki := newKeyIssuer(t)
+	srv := startServer(t, ki)
+	ctx := context.Background()
+	args := map[string]any{"text": "hello"}
+
+	reader := connect(t, srv.URL+"/mcp", ki.sign(t, "k1", "at+jwt", claims()), nil)
+	res, err := reader.CallTool(ctx, &mcp.CallToolParams{Name: "save_note", Arguments: args})
+	if err != nil || !res.IsError {
+		t.Fatalf("save_note with scope mcp:tools: %v %+v, want a tool error", err, res)
+	}
+
+	c := claims()
+	c["scope"] = "mcp:tools " + mcpserver.WriteScope
+	writer := connect(t, srv.URL+"/mcp", ki.sign(t, "k1", "at+jwt", c), nil)
+	res, err = writer.CallTool(ctx, &mcp.CallToolParams{Name: "save_note", Arguments: args})
+	if err != nil || res.IsError {
+		t.Fatalf("save_note with %s: %v %+v", mcpserver.WriteScope, err, res)
+	}
+	if text, ok := res.Content[0].(*mcp.TextContent); !ok || !strings.HasPrefix(text.Text, "saved (") {
+		t.Fatalf("save_note result %+v", res.Content)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -26,6 +28,10 @@ func addTools(s *mcp.Server) {
 		Description: "Returns the claims of the JWT this server verified for the call.",
 	}, whoami)
 	mcp.AddTool(s, &mcp.Tool{
+		Name:        "save_note",
+		Description: "Stores a note (in memory) and returns how many are stored. Needs the " + WriteScope + " scope.",
+	}, saveNote)
+	mcp.AddTool(s, &mcp.Tool{
 		Name: "countdown",
 		Description: fmt.Sprintf("Sends n progress notifications %v apart (when the call has a progress token), then returns \"done\".",
 			ProgressInterval),
@@ -40,6 +46,37 @@ func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallT
 		return nil, nil, errors.New("no verified token on this request")
 	}
 	return nil, claims, nil
+}
+
+// WriteScope is the scope the save_note tool needs on top of what every
+// call needs: the gateway checks it per operation (mcp_operation), and the
+// tool checks it again on the verified JWT.
+const WriteScope = "mcp:write"
+
+// SaveNoteArgs are the arguments of the save_note tool.
+type SaveNoteArgs struct {
+	Text string `json:"text" jsonschema:"the note"`
+}
+
+// notes is what save_note stored; the example keeps them in memory only.
+var notes struct {
+	sync.Mutex
+	n int
+}
+
+// saveNote stores a note when the verified token grants WriteScope.
+func saveNote(_ context.Context, req *mcp.CallToolRequest, args SaveNoteArgs) (*mcp.CallToolResult, any, error) {
+	if info := req.Extra.TokenInfo; info == nil || !slices.Contains(info.Scopes, WriteScope) {
+		return nil, nil, fmt.Errorf("save_note needs the %s scope", WriteScope)
+	}
+	if args.Text == "" {
+		return nil, nil, errors.New("text is required")
+	}
+	notes.Lock()
+	notes.n++
+	n := notes.n
+	notes.Unlock()
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("saved (%d notes)", n)}}}, nil, nil
 }
 
 // CountdownArgs are the arguments of the countdown tool.

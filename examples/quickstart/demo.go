@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/examples/mcpserver"
 )
 
 // demoResult is what the demo found out.
@@ -44,7 +46,7 @@ func (s *stack) demo(ctx context.Context, out io.Writer) (*demoResult, error) {
 	issuer := s.resourceMetadata(ctx, client, out, res, metadataURL)
 	tokenURL := s.tokenEndpoint(ctx, client, out, res, issuer)
 
-	tok, err := s.agentToken(ctx, client, tokenURL)
+	tok, err := s.agentToken(ctx, client, tokenURL, agentScope)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +57,11 @@ func (s *stack) demo(ctx context.Context, out io.Writer) (*demoResult, error) {
 
 	fmt.Fprintf(out, "MCP session through the gateway (go-sdk client, Authorization: Bearer <opaque>)\n")
 	s.mcpSession(ctx, out, res, tok)
+
+	fmt.Fprintf(out, "\nstep-up: save_note needs %s (mcp_operation in the Caddyfile)\n", mcpserver.WriteScope)
+	if err := s.stepUp(ctx, out, res, client, tokenURL, tok); err != nil {
+		return nil, err
+	}
 
 	s.report(out, res)
 	return res, nil
@@ -82,11 +89,11 @@ func (s *stack) report(out io.Writer, res *demoResult) {
 
 	res.introCalls = s.as.IntrospectionCalls()
 	fmt.Fprintf(out, "\nintrospection calls served by the AS: %d\n", res.introCalls)
-	if res.introCalls == 1 {
-		fmt.Fprintf(out, "  %d authorized HTTP requests, 1 introspection: the other %d were answered from the gateway cache\n",
-			up.requests, max(up.requests-1, 0))
+	if res.introCalls == 2 {
+		fmt.Fprintf(out, "  %d authorized HTTP requests with 2 tokens, 1 introspection each: the other %d were answered from the gateway cache\n",
+			up.requests, max(up.requests-2, 0))
 	} else {
-		res.fail("the AS served %d introspection calls, want exactly 1", res.introCalls)
+		res.fail("the AS served %d introspection calls, want exactly 2 (one per token)", res.introCalls)
 	}
 
 	if len(res.failures) == 0 {

@@ -122,9 +122,9 @@ func (s *stack) tokenEndpoint(ctx context.Context, client *http.Client, out io.W
 }
 
 // agentToken gets an access token for the agent by client credentials, for
-// the resource (RFC 8707).
-func (s *stack) agentToken(ctx context.Context, client *http.Client, tokenURL string) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {agentScope}, "resource": {s.resource}}
+// the resource (RFC 8707), with the given scopes.
+func (s *stack) agentToken(ctx context.Context, client *http.Client, tokenURL, scope string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}, "resource": {s.resource}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", fmt.Errorf("token request: %w", err)

@@ -88,7 +88,7 @@ func TestRunOnce(t *testing.T) {
 		"/.well-known/oauth-authorization-server  token_endpoint http://127.0.0.1:",
 		"resource " + gateway + "/mcp\n",
 		"initialize           phantom-token-example 1.0.0",
-		"tools/list           countdown, whoami",
+		"tools/list           countdown, save_note, whoami",
 		"tools/call countdown progress 3, 2, 1, the first ",
 		` before the result "done" (SSE, streamed)`,
 		"tools/call whoami    the MCP server verified the JWT it received",
@@ -100,9 +100,12 @@ func TestRunOnce(t *testing.T) {
 		"    POST tools/list 200\n",
 		"    POST tools/call 200\n",
 		"    DELETE 204\n",
-		"7 requests, 7 with Authorization: Bearer <JWT>",
+		`POST tools/call save_note, scope mcp:tools  403  WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp:tools mcp:write"`,
+		"client credentials, scope mcp:tools mcp:write: a second opaque token",
+		`tools/call save_note "saved (`,
+		"12 requests, 12 with Authorization: Bearer <JWT>",
 		"the MCP server never saw it",
-		"introspection calls served by the AS: 1\n",
+		"introspection calls served by the AS: 2\n",
 		"all checks passed",
 	} {
 		if !strings.Contains(text, want) {
@@ -114,13 +117,15 @@ func TestRunOnce(t *testing.T) {
 	}
 
 	// The facts behind the output.
-	if o.introspections != 1 {
-		t.Errorf("AS served %d introspections, want 1", o.introspections)
+	if o.introspections != 2 {
+		t.Errorf("AS served %d introspections, want 2 (one per token)", o.introspections)
 	}
 	// go-sdk v1.8 sends server/discover, initialize, notifications/initialized,
-	// tools/list, two tools/call and DELETE: 7 requests, 1 introspection.
-	if o.upstream.requests != 7 || o.upstream.jwts != 7 || o.upstream.leaked || len(o.res.mcpRequests) != 7 {
-		t.Errorf("MCP server: %+v, client: %v; want 7 requests, all with a JWT, no opaque token", o.upstream, o.res.mcpRequests)
+	// tools/list, two tools/call and DELETE: 7 requests; the step-up session
+	// server/discover, initialize, notifications/initialized, tools/call
+	// save_note and DELETE: 5 more. The refused save_note reaches nobody.
+	if o.upstream.requests != 12 || o.upstream.jwts != 12 || o.upstream.leaked || len(o.res.mcpRequests) != 12 {
+		t.Errorf("MCP server: %+v, client: %v; want 12 requests, all with a JWT, no opaque token", o.upstream, o.res.mcpRequests)
 	}
 	if o.res == nil || o.res.token == "" || strings.Contains(o.upstream.lastAuth, o.res.token) {
 		t.Fatal("no token, or the MCP server saw it")
@@ -210,8 +215,8 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.body, "phantom-token-example") {
 		t.Errorf("initialize with the token: status %d, %s", resp.StatusCode, resp.body)
 	}
-	if n := o.stack.as.IntrospectionCalls(); n != 1 {
-		t.Errorf("AS served %d introspections after the curl lines, want 1 (served from the gateway cache)", n)
+	if n := o.stack.as.IntrospectionCalls(); n != 2 {
+		t.Errorf("AS served %d introspections after the curl lines, want 2 (the demo's two tokens; the curl lines served from the gateway cache)", n)
 	}
 
 	cancel()
@@ -223,8 +228,8 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop after cancel")
 	}
-	if o.introspections != 1 {
-		t.Errorf("AS served %d introspections during the demo, want 1", o.introspections)
+	if o.introspections != 2 {
+		t.Errorf("AS served %d introspections during the demo, want 2", o.introspections)
 	}
 	// After run returns, the gateway is gone.
 	if resp, err := http.Get(gateway + "/.well-known/oauth-protected-resource/mcp"); err == nil {
@@ -285,9 +290,9 @@ func TestRunReportsFailures(t *testing.T) {
 		t.Fatalf("run = %v, want errChecksFailed\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"introspection calls served by the AS: 7\n",
+		"introspection calls served by the AS: 13\n", // 12 forwarded requests and the refused save_note
 		"FAILED",
-		"the AS served 7 introspection calls, want exactly 1",
+		"the AS served 13 introspection calls, want exactly 2 (one per token)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -73,7 +73,7 @@ func startStack(opts options) (_ *stack, err error) {
 	}
 	s.as, err = demoas.Start(demoas.Config{Clients: []demoas.Client{
 		{ID: gatewayClientID, Secret: gatewaySecret},
-		{ID: agentClientID, Secret: s.agentSecret, Scopes: []string{agentScope}, Resources: []string{s.resource}},
+		{ID: agentClientID, Secret: s.agentSecret, Scopes: []string{agentScope, mcpserver.WriteScope}, Resources: []string{s.resource}},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("start demo authorization server: %w", err)

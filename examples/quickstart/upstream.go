@@ -15,17 +15,17 @@ type recorder struct {
 	mu       sync.Mutex
 	requests int
 	jwts     int
-	opaque   string // the token to look for; "" until known
+	opaque   []string // the tokens to look for
 	leaked   bool
 	lastAuth string
 }
 
 func newRecorder(next http.Handler) *recorder { return &recorder{next: next} }
 
-// watch sets the opaque token the recorder looks for.
+// watch adds an opaque token the recorder looks for.
 func (rec *recorder) watch(token string) {
 	rec.mu.Lock()
-	rec.opaque = token
+	rec.opaque = append(rec.opaque, token)
 	rec.mu.Unlock()
 }
 
@@ -37,11 +37,14 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if scheme, cred, _ := strings.Cut(rec.lastAuth, " "); strings.EqualFold(scheme, "bearer") && strings.Count(cred, ".") == 2 {
 		rec.jwts++
 	}
-	if rec.opaque != "" && !rec.leaked {
-		rec.leaked = strings.Contains(r.URL.RequestURI(), rec.opaque)
+	for _, tok := range rec.opaque {
+		if rec.leaked {
+			break
+		}
+		rec.leaked = strings.Contains(r.URL.RequestURI(), tok)
 		for _, vs := range r.Header {
 			for _, v := range vs {
-				rec.leaked = rec.leaked || strings.Contains(v, rec.opaque)
+				rec.leaked = rec.leaked || strings.Contains(v, tok)
 			}
 		}
 	}
