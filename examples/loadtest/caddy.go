@@ -234,7 +234,23 @@ type route struct {
 	setAuthorization string
 	// redis, when set, is the address of the shared cache level.
 	redis string
+	// mcpRules adds five mcp_operation rules (the matching one last).
+	mcpRules bool
 }
+
+// mcpRules are (h)'s five per-operation rules; its tools/call matches the
+// last, whose scope the stub AS's JWT grants.
+var mcpRules = []map[string]any{
+	{"method": "tools/call", "name": "delete_*", "scopes": []string{"files:write"}},
+	{"method": "tools/call", "name": "get_weather", "scopes": []string{"weather:read"}},
+	{"method": "resources/read", "name": "file:///private/*", "scopes": []string{"files:read"}},
+	{"method": "prompts/get", "scopes": []string{"prompts:read"}},
+	{"method": "tools/call", "name": "search_*", "scopes": []string{"openid"}},
+}
+
+// mcpBody is (h)'s tools/call, about 1 KiB.
+var mcpBody = []byte(`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"search_documents","arguments":{"query":"` +
+	strings.Repeat("q", 900) + `","limit":10},"_meta":{"progressToken":"p-17"}}}`)
 
 const (
 	resource = "https://mcp.loadtest.example/mcp"
@@ -278,6 +294,10 @@ func gatewayConfig(dir, adminAddr, asAddr, upstreamAddr string, routes []route) 
 			}
 			if len(c) > 0 {
 				pt["cache"] = c
+			}
+			if r.mcpRules {
+				pt["mcp_operations"] = mcpRules
+				pt["scope_implies"] = map[string][]string{"mcp:admin": {"files:write", "files:read"}}
 			}
 			handlers = []any{pt, proxy}
 		}

@@ -93,6 +93,7 @@ type conn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	req  []byte
+	body []byte // nil: GET; else POST with this JSON body
 }
 
 func dial(addr string) (*conn, error) {
@@ -122,13 +123,23 @@ func (c *conn) redial() error {
 	return nil
 }
 
-// write sends GET /mcp with the bearer token, without waiting.
+// write sends GET /mcp with the bearer token (POST with c.body when set),
+// without waiting.
 func (c *conn) write(token string) error {
-	c.req = append(c.req[:0], "GET /mcp HTTP/1.1\r\nHost: "...)
+	if c.body == nil {
+		c.req = append(c.req[:0], "GET /mcp HTTP/1.1\r\nHost: "...)
+	} else {
+		c.req = append(c.req[:0], "POST /mcp HTTP/1.1\r\nHost: "...)
+	}
 	c.req = append(c.req, c.addr...)
 	c.req = append(c.req, "\r\nUser-Agent: phantom-loadtest\r\nAuthorization: Bearer "...)
 	c.req = append(c.req, token...)
+	if c.body != nil {
+		c.req = append(c.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+		c.req = strconv.AppendInt(c.req, int64(len(c.body)), 10)
+	}
 	c.req = append(c.req, "\r\n\r\n"...)
+	c.req = append(c.req, c.body...)
 	_ = c.c.SetDeadline(time.Now().Add(30 * time.Second))
 	_, err := c.c.Write(c.req)
 	return err
@@ -254,6 +265,8 @@ type loadSpec struct {
 	maxRequests int64
 	// token returns the token of the worker's i-th request.
 	token func(worker, i int) string
+	// body, when set, makes every request a POST with this JSON body.
+	body []byte
 }
 
 // loadResult is what one measurement saw.
@@ -315,6 +328,7 @@ func (s loadSpec) run() (*loadResult, error) {
 			}
 			return nil, fmt.Errorf("dialling %s: %v", s.addr, err)
 		}
+		c.body = s.body
 		conns[i] = c
 	}
 	defer func() {

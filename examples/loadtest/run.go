@@ -42,6 +42,7 @@ type report struct {
 	a, b, bMany, c, d, e              scenario
 	aJWT                              scenario // (a'): (a) forwarding the JWT (b) forwards, without phantom_token
 	fleet                             fleetResult
+	aPost, h                          scenario // (a) and (b) as POSTs of a 1 KiB tools/call, (b) through five mcp_operation rules
 	stampedeOK                        int64
 	memRSSBefore, memRSSAfter         int64
 	memHeapBefore, memHeapAfter       int64
@@ -71,6 +72,9 @@ func (r *report) structuralFailures() []string {
 	}
 	if r.b.asCalls != 0 || r.bMany.asCalls != 0 {
 		f = append(f, fmt.Sprintf("(b)/(b') made AS calls while measuring hits: %d, %d", r.b.asCalls, r.bMany.asCalls))
+	}
+	if r.h.asCalls != 0 || r.h.res.errors != 0 {
+		f = append(f, fmt.Sprintf("(h) POST tools/call hits: %d AS calls and %d errors, want 0 and 0", r.h.asCalls, r.h.res.errors))
 	}
 	return append(f, r.fleet.structural()...)
 }
@@ -118,11 +122,11 @@ func run(cfg config, out io.Writer) (*report, error) {
 	defer serveOn(asLn, as)()
 	rep.jwtBytes = len(as.jwt)
 
-	addrs, err := freeAddrs(7)
+	addrs, err := freeAddrs(8)
 	if err != nil {
 		return nil, err
 	}
-	admin, addrA, addrB, addrC, memAdmin, addrE, addrAJWT := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]
+	admin, addrA, addrB, addrC, memAdmin, addrE, addrAJWT, addrH := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6], addrs[7]
 	start := func(name, admin, probe string, routes []route) (gateway, error) {
 		conf := gatewayConfig(dir, admin, asAddr, upAddr, routes)
 		if bin == "inprocess" {
@@ -139,6 +143,7 @@ func run(cfg config, out io.Writer) (*report, error) {
 	gw, err := start("gateway", admin, addrA, []route{
 		{listen: addrA}, {listen: addrB, asRoute: "hit"}, {listen: addrC, asRoute: "miss"},
 		{listen: addrAJWT, setAuthorization: "Bearer " + as.jwt},
+		{listen: addrH, asRoute: "hit", mcpRules: true},
 	})
 	if err != nil {
 		return nil, err
@@ -253,6 +258,10 @@ func run(cfg config, out io.Writer) (*report, error) {
 	rep.d.tokens = 1
 	rep.d.rss = rssBytes(gw.pid())
 	logf("stampede: %d requests on one cold token, %d answered 200, %d AS call(s)", cfg.StampedeRequests, ok, rep.d.asCalls)
+
+	if err := runMCPOps(rep, gw, as, addrA, addrH, hotToken, logf); err != nil {
+		return nil, err
+	}
 
 	stopped = true
 	if err := gw.stop(); err != nil {
@@ -568,6 +577,11 @@ func (r *report) print(out io.Writer) {
 		d := fr.gL2.res.hist.quantile(0.5) - fr.gL1.res.hist.quantile(0.5)
 		check(d <= 300*time.Microsecond, "(g) an L2 hit adds ≤ 0.3 ms p50 to an L1 hit: %+.3f ms", float64(d)/1e6)
 	}
+	if r.h.res.requests > 0 {
+		hRatio := median(r.h.ratios)
+		check(hRatio >= 0.95, "(h) POST tools/call through five mcp_operation rules ≥ 0.95 × plain POST req/s: %.3f", hRatio)
+	}
+	r.printMCPOps(w)
 	r.fleet.print(w, cfg)
 }
 
