@@ -148,13 +148,6 @@ func (d *purgeDomain) keep(window time.Duration) {
 	}
 }
 
-// refuses reports whether a purge mark covers the entry under key. It is
-// on the hit path: one atomic load when nothing was ever purged.
-func (d *purgeDomain) refuses(e *entry, key cache.Key) bool {
-	m := d.snap.Load()
-	return m != nil && m.refuses(d, e, key)
-}
-
 // add records marks, keeping each one's latest, and drops marks past the
 // retention.
 func (d *purgeDomain) add(marks ...redisstore.Mark) {
