@@ -2,12 +2,9 @@ package caddymodule
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // benchMCPBody is a tools/call of about 1 KiB, as an agent sends one.
@@ -65,34 +62,16 @@ func BenchmarkServeHTTPHitMCPOperation(b *testing.B) {
 // benchMCPHandler is benchHandler with five rules.
 func benchMCPHandler(tb testing.TB) (*Handler, interface{ Load() int64 }) {
 	tb.Helper()
-	as, calls := benchAS(tb)
-	h := &Handler{
-		IntrospectionEndpoint: as.URL + "/introspect",
-		ClientID:              "gateway",
-		ClientSecret:          "s3cret",
-		Resource:              benchResource,
-		AuthorizationServers:  []string{"https://as.example.com"},
-		RequiredScopes:        []string{"mcp:tools"},
-		Cache:                 &CacheConfig{MaxSize: 1 << 30},
-		MCPOperations: []MCPOperation{
+	return benchHandlerWith(tb, func(h *Handler) {
+		h.MCPOperations = []MCPOperation{
 			{Method: "tools/call", Name: "delete_*", Scopes: []string{"files:write"}},
 			{Method: "tools/call", Name: "get_weather", Scopes: []string{"weather:read"}},
 			{Method: "resources/read", Name: "file:///private/*", Scopes: []string{"files:read"}},
 			{Method: "prompts/get", Scopes: []string{"prompts:read"}},
 			{Method: "tools/call", Name: "search_*", Scopes: []string{"openid"}},
-		},
-		ScopeImplies: map[string][]string{"mcp:admin": {"files:write", "files:read"}},
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_ = h.Cleanup()
-		cancel()
+		}
+		h.ScopeImplies = map[string][]string{"mcp:admin": {"files:write", "files:read"}}
 	})
-	return h, calls
 }
 
 type readCloser struct{ *bytes.Reader }

@@ -72,6 +72,12 @@ func benchAS(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 // required scope. The cache is large enough to hold benchManyTokens.
 func benchHandler(tb testing.TB) (*Handler, *atomic.Int64) {
 	tb.Helper()
+	return benchHandlerWith(tb, nil)
+}
+
+// benchHandlerWith is benchHandler with more settings applied by set.
+func benchHandlerWith(tb testing.TB, set func(*Handler)) (*Handler, *atomic.Int64) {
+	tb.Helper()
 	as, calls := benchAS(tb)
 	h := &Handler{
 		IntrospectionEndpoint: as.URL + "/introspect",
@@ -81,6 +87,9 @@ func benchHandler(tb testing.TB) (*Handler, *atomic.Int64) {
 		AuthorizationServers:  []string{"https://as.example.com"},
 		RequiredScopes:        []string{"mcp:tools"},
 		Cache:                 &CacheConfig{MaxSize: 1 << 30},
+	}
+	if set != nil {
+		set(h)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
