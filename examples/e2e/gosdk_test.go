@@ -13,9 +13,23 @@ import (
 	"github.com/phantomgate/caddy-phantom-token/examples/internal/gatewaytest"
 )
 
-// connectGoClient opens an MCP session through the gateway with the go-sdk
-// client and an opaque bearer token.
-func (s *stack) connectGoClient(t *testing.T, ctx context.Context, token string, opts *mcp.ClientOptions) *mcp.ClientSession {
+// goClient says how connectGoClient sets up the go-sdk client.
+type goClient struct {
+	options *mcp.ClientOptions // may be nil
+	// version is the protocol version asked for; "" is the SDK's latest,
+	// 2026-07-28, which has no sessions (the example MCP server serves it
+	// statelessly).
+	version string
+	// wrap, if set, wraps the round tripper that adds the token.
+	wrap func(http.RoundTripper) http.RoundTripper
+}
+
+// sessionVersion is the newest protocol version with sessions.
+const sessionVersion = "2025-11-25"
+
+// connectGoClient connects the go-sdk client through the gateway with an
+// opaque bearer token.
+func (s *stack) connectGoClient(t *testing.T, ctx context.Context, token string, c goClient) *mcp.ClientSession {
 	t.Helper()
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	// Bounds the wait for response headers, not the streams: the SDK opens
@@ -23,14 +37,16 @@ func (s *stack) connectGoClient(t *testing.T, ctx context.Context, token string,
 	// a gateway that held back the headers would otherwise hang the test.
 	base.ResponseHeaderTimeout = 10 * time.Second
 	cs, err := gatewaytest.Connect(ctx, t, gatewaytest.ClientConfig{
-		Endpoint: s.resource,
-		Token:    token,
-		Name:     "phantom-token-e2e",
-		Base:     base,
-		Options:  opts,
+		Endpoint:        s.resource,
+		Token:           token,
+		Name:            "phantom-token-e2e",
+		Base:            base,
+		Options:         c.options,
+		Wrap:            c.wrap,
+		ProtocolVersion: c.version,
 	})
 	if err != nil {
-		t.Fatalf("initialize through the gateway: %v", err)
+		t.Fatalf("connecting through the gateway: %v", err)
 	}
 	return cs
 }
@@ -56,11 +72,24 @@ func (p *progressLog) snapshot() ([]time.Time, []float64) {
 }
 
 // TestGoSDKClientSessionThroughGateway runs a whole MCP session with the
-// go-sdk client and an opaque token through Caddy: initialize, tools/list,
-// tools/call whoami, a streaming tool, and close. The MCP server must see
-// only the JWT, progress must stream, the session's DELETE must reach the
-// MCP server, and the gateway must introspect once for all of it.
+// go-sdk client and an opaque token through Caddy: initialize (server/discover
+// at 2026-07-28), tools/list, tools/call whoami, a streaming tool, and close;
+// at the SDK's latest version (stateless) and at the newest version with
+// sessions. The MCP server must see only the JWT, progress must stream, a
+// session's DELETE must reach the MCP server, and the gateway must introspect
+// once for all of it.
 func TestGoSDKClientSessionThroughGateway(t *testing.T) {
+	for _, version := range []string{"", sessionVersion} {
+		name := version
+		if name == "" {
+			name = "latest"
+		}
+		t.Run(name, func(t *testing.T) { goSDKSessionThroughGateway(t, version) })
+	}
+}
+
+func goSDKSessionThroughGateway(t *testing.T, version string) {
+	stateful := version != ""
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -68,7 +97,10 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 	opaque := s.agentToken(t)
 	s.as.ResetIntrospectionCalls()
 	progress := &progressLog{}
-	cs := s.connectGoClient(t, ctx, opaque, &mcp.ClientOptions{ProgressNotificationHandler: progress.handle})
+	cs := s.connectGoClient(t, ctx, opaque, goClient{
+		options: &mcp.ClientOptions{ProgressNotificationHandler: progress.handle},
+		version: version,
+	})
 	closed := false
 	defer func() {
 		if !closed {
@@ -77,12 +109,16 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 	}()
 
 	sessionID := cs.ID()
-	t.Run("initialize establishes a session", func(t *testing.T) {
-		if sessionID == "" {
-			t.Fatal("no Mcp-Session-Id after initialize through the gateway")
-		}
-		if got := cs.InitializeResult(); got == nil || got.ServerInfo == nil {
+	t.Run("initialize negotiates the version", func(t *testing.T) {
+		got := cs.InitializeResult()
+		if got == nil || got.ServerInfo == nil {
 			t.Fatalf("initialize result = %+v, want server info", got)
+		}
+		switch {
+		case stateful && (got.ProtocolVersion != version || sessionID == ""):
+			t.Fatalf("asked for %s: got version %s, session id %q; want that version and a session", version, got.ProtocolVersion, sessionID)
+		case !stateful && (got.ProtocolVersion < "2026-07-28" || sessionID != ""):
+			t.Fatalf("the SDK's latest version: got %s, session id %q; want 2026-07-28 or later, no session", got.ProtocolVersion, sessionID)
 		}
 	})
 
@@ -150,7 +186,9 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 		if err := cs.Close(); err != nil {
 			t.Fatalf("closing the session: %v", err)
 		}
-		wantSessionDeleted(t, s.upstream.Requests(), sessionID)
+		if stateful {
+			wantSessionDeleted(t, s.upstream.Requests(), sessionID)
+		}
 	})
 
 	t.Run("the MCP server saw a JWT on every request, never the opaque token", func(t *testing.T) {
@@ -159,7 +197,9 @@ func TestGoSDKClientSessionThroughGateway(t *testing.T) {
 
 	t.Run("one introspection for the whole session", func(t *testing.T) {
 		reqs := s.upstream.Requests()
-		if len(reqs) < 5 { // initialize, initialized, list, 2 calls, DELETE (and the SSE GET)
+		// With a session: initialize, initialized, list, 2 calls, DELETE
+		// (and the SSE GET); without: discover, list, 2 calls.
+		if want := map[bool]int{true: 6, false: 4}[stateful]; len(reqs) < want {
 			t.Errorf("only %d requests reached the MCP server: %s", len(reqs), summary(reqs))
 		}
 		s.wantIntrospections(t, 1)

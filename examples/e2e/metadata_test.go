@@ -52,9 +52,11 @@ func TestProtectedResourceMetadataDocument(t *testing.T) {
 		t.Fatalf("metadata is not a JSON object: %v\n%s", err, body)
 	}
 	want := map[string]any{
-		"resource":                 s.resource,
-		"authorization_servers":    []any{s.as.Issuer},
-		"scopes_supported":         []any{scopeTools},
+		"resource":              s.resource,
+		"authorization_servers": []any{s.as.Issuer},
+		// The default: required_scopes, then the rules' scopes; not the
+		// broad scope that appears only in scope_implies.
+		"scopes_supported":         []any{scopeTools, scopeWrite},
 		"bearer_methods_supported": []any{"header"},
 		"resource_name":            resourceName,
 	}

@@ -16,7 +16,7 @@ func TestSessionIDWithoutTokenIsChallengedNotProxied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	opaque := s.agentToken(t)
-	cs := s.connectGoClient(t, ctx, opaque, nil)
+	cs := s.connectGoClient(t, ctx, opaque, goClient{version: sessionVersion})
 	defer cs.Close()
 	sessionID := cs.ID()
 	if sessionID == "" {

@@ -21,11 +21,15 @@ import (
 // The clients registered at the demo authorization server.
 const (
 	scopeTools = "mcp:tools"
+	scopeWrite = "mcp:write" // save_note needs it (mcp_operation)
+	scopeAdmin = "mcp:admin" // implies scopeWrite (scope_implies)
 
 	gatewayID     = "gateway" // the gateway's own client, for introspection
 	gatewaySecret = "gateway-secret"
-	agentID       = "agent" // has mcp:tools; may get tokens for this resource or another one
+	agentID       = "agent" // has mcp:tools and mcp:write; may get tokens for this resource or another one
 	agentSecret   = "agent-secret"
+	adminID       = "admin" // has mcp:tools and mcp:admin
+	adminSecret   = "admin-secret"
 	readerID      = "reader" // has another scope only
 	readerSecret  = "reader-secret"
 
@@ -63,7 +67,8 @@ func startStack(t *testing.T) *stack {
 
 	as, err := demoas.Start(demoas.Config{Clients: []demoas.Client{
 		{ID: gatewayID, Secret: gatewaySecret},
-		{ID: agentID, Secret: agentSecret, Scopes: []string{scopeTools}, Resources: []string{s.resource, s.otherResource}},
+		{ID: agentID, Secret: agentSecret, Scopes: []string{scopeTools, scopeWrite}, Resources: []string{s.resource, s.otherResource}},
+		{ID: adminID, Secret: adminSecret, Scopes: []string{scopeTools, scopeAdmin}, Resources: []string{s.resource}},
 		{ID: readerID, Secret: readerSecret, Scopes: []string{"docs:read"}, Resources: []string{s.resource}},
 	}})
 	if err != nil {
@@ -103,8 +108,11 @@ func startStack(t *testing.T) *stack {
 }
 
 // caddyfileTemplate is the gateway: the Curity-style introspection of the
-// demo AS, the MCP resource with its metadata and required scope, and a
-// reverse proxy that keeps server-sent events unbuffered.
+// demo AS, the MCP resource with its metadata and required scope, the
+// per-operation rule for save_note (so every test here also runs with the
+// request bodies classified), and a reverse proxy that keeps server-sent
+// events unbuffered. scopes_supported is left to its default: required_scopes
+// and the rules' scopes.
 const caddyfileTemplate = `{
 	admin off
 	auto_https off
@@ -131,9 +139,12 @@ http://:{LISTEN_PORT} {
 
 		resource {RESOURCE}
 		authorization_server {ISSUER}
-		scopes_supported ` + scopeTools + `
 		resource_name "{RESOURCE_NAME}"
 		required_scopes ` + scopeTools + `
+		mcp_operation tools/call save_note {
+			scopes ` + scopeWrite + `
+		}
+		scope_implies ` + scopeAdmin + ` ` + scopeWrite + `
 
 		cache {
 			max_ttl 5m

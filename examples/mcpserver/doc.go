@@ -4,7 +4,8 @@
 // message is handled.
 //
 // It is built on github.com/modelcontextprotocol/go-sdk (streamable HTTP
-// transport, stateful sessions) and validates JWTs with
+// transport: stateful sessions for clients of protocol versions before
+// 2026-07-28, stateless for 2026-07-28 and later) and validates JWTs with
 // github.com/lestrrat-go/jwx/v2:
 //
 //   - the signature, against the authorization server's JWKS (fetched lazily,
@@ -24,8 +25,9 @@
 //
 //   - whoami: returns the verified JWT claims, as structured content and as
 //     JSON text;
-//   - save_note {text}: stores a note in memory; needs the mcp:write scope
-//     (checked on the verified JWT, behind the gateway's mcp_operation);
+//   - save_note {text}: stores a note in memory; needs the mcp:write scope,
+//     or mcp:admin, which implies it (checked on the verified JWT, behind
+//     the gateway's mcp_operation and scope_implies);
 //   - countdown {n}: sends n progress notifications (default 3) about 100ms
 //     apart on the request's SSE stream, then returns "done", so streaming
 //     through the gateway can be observed.

@@ -162,6 +162,12 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // connect opens an MCP client session with token.
 func connect(t *testing.T, endpoint, token string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
+	return connectVersion(t, endpoint, token, opts, "")
+}
+
+// connectVersion is connect at protocol version (the SDK's latest if "").
+func connectVersion(t *testing.T, endpoint, token string, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
+	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, opts)
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   endpoint,
@@ -170,7 +176,7 @@ func connect(t *testing.T, endpoint, token string, opts *mcp.ClientOptions) *mcp
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cs, err := client.Connect(ctx, transport, nil)
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

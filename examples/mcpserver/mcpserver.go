@@ -48,12 +48,27 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 
 	server := mcp.NewServer(&mcp.Implementation{Name: serverName, Version: "1.0.0"}, nil)
 	addTools(server)
-	// Stateful sessions (Mcp-Session-Id); the SDK's DNS-rebinding protection
-	// stays on (see the package documentation).
-	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
-		&mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout})
+	getServer := func(*http.Request) *mcp.Server { return server }
+	// Older clients get stateful sessions (Mcp-Session-Id). 2026-07-28 has
+	// no sessions, and the go-sdk serves it only on a stateless handler, so
+	// requests of that version (and later ones) go there. The SDK's
+	// DNS-rebinding protection stays on in both (see the package
+	// documentation).
+	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout})
+	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Stateless: true})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Protocol versions are dates: they compare as strings.
+		if r.Header.Get("MCP-Protocol-Version") >= statelessProtocol {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		stateful.ServeHTTP(w, r)
+	})
 	return v.middleware(handler), nil
 }
+
+// statelessProtocol is the first MCP protocol version without sessions.
+const statelessProtocol = "2026-07-28"
 
 // validate checks that the required fields are set and well formed.
 func (c Config) validate() error {

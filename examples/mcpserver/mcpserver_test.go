@@ -70,6 +70,36 @@ func TestMCPSessionWithValidJWT(t *testing.T) {
 	}
 }
 
+// TestProtocolVersions: the go-sdk client's latest version, 2026-07-28,
+// is served statelessly (no sessions in that version; discovery instead of
+// initialize), older versions get a session; tools work in both.
+func TestProtocolVersions(t *testing.T) {
+	ki := newKeyIssuer(t)
+	srv := startServer(t, ki)
+	token := ki.sign(t, "k1", "at+jwt", claims())
+	for _, tc := range []struct {
+		version     string // asked for; "" is the SDK's latest
+		want        string
+		wantSession bool
+	}{
+		{"", "2026-07-28", false},
+		{"2025-11-25", "2025-11-25", true},
+		{"2025-06-18", "2025-06-18", true},
+	} {
+		cs := connectVersion(t, srv.URL+"/mcp", token, nil, tc.version)
+		if got := cs.InitializeResult().ProtocolVersion; got != tc.want {
+			t.Errorf("asked for %q: negotiated %q, want %q", tc.version, got, tc.want)
+		}
+		if got := cs.ID() != ""; got != tc.wantSession {
+			t.Errorf("asked for %q: session id %q, want one: %v", tc.version, cs.ID(), tc.wantSession)
+		}
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+		if err != nil || res.IsError {
+			t.Errorf("asked for %q: whoami: %v %+v", tc.version, err, res)
+		}
+	}
+}
+
 func TestTokenTypes(t *testing.T) {
 	ki := newKeyIssuer(t)
 	srv := startServer(t, ki)
@@ -380,14 +410,17 @@ func TestSaveNoteNeedsTheWriteScope(t *testing.T) {
 		t.Fatalf("save_note with scope mcp:tools: %v %+v, want a tool error", err, res)
 	}
 
-	c := claims()
-	c["scope"] = "mcp:tools " + mcpserver.WriteScope
-	writer := connect(t, srv.URL+"/mcp", ki.sign(t, "k1", "at+jwt", c), nil)
-	res, err = writer.CallTool(ctx, &mcp.CallToolParams{Name: "save_note", Arguments: args})
-	if err != nil || res.IsError {
-		t.Fatalf("save_note with %s: %v %+v", mcpserver.WriteScope, err, res)
-	}
-	if text, ok := res.Content[0].(*mcp.TextContent); !ok || !strings.HasPrefix(text.Text, "saved (") {
-		t.Fatalf("save_note result %+v", res.Content)
+	// The write scope itself, and the admin scope that implies it.
+	for _, scope := range []string{mcpserver.WriteScope, mcpserver.AdminScope} {
+		c := claims()
+		c["scope"] = "mcp:tools " + scope
+		writer := connect(t, srv.URL+"/mcp", ki.sign(t, "k1", "at+jwt", c), nil)
+		res, err = writer.CallTool(ctx, &mcp.CallToolParams{Name: "save_note", Arguments: args})
+		if err != nil || res.IsError {
+			t.Fatalf("save_note with %s: %v %+v", scope, err, res)
+		}
+		if text, ok := res.Content[0].(*mcp.TextContent); !ok || !strings.HasPrefix(text.Text, "saved (") {
+			t.Fatalf("save_note with %s: result %+v", scope, res.Content)
+		}
 	}
 }

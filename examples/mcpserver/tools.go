@@ -53,6 +53,16 @@ func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallT
 // tool checks it again on the verified JWT.
 const WriteScope = "mcp:write"
 
+// AdminScope implies WriteScope. MCP requires servers to account for scope
+// hierarchies, and the JWT carries the scopes the AS granted, not the ones
+// the gateway derived: a gateway configured with
+// `scope_implies mcp:admin mcp:write` lets an mcp:admin token through to
+// save_note, so the tool must accept it too.
+const AdminScope = "mcp:admin"
+
+// writeScopes are the scopes that grant WriteScope.
+var writeScopes = []string{WriteScope, AdminScope}
+
 // SaveNoteArgs are the arguments of the save_note tool.
 type SaveNoteArgs struct {
 	Text string `json:"text" jsonschema:"the note"`
@@ -64,9 +74,10 @@ var notes struct {
 	n int
 }
 
-// saveNote stores a note when the verified token grants WriteScope.
+// saveNote stores a note when the verified token grants WriteScope (or
+// AdminScope, which implies it).
 func saveNote(_ context.Context, req *mcp.CallToolRequest, args SaveNoteArgs) (*mcp.CallToolResult, any, error) {
-	if info := req.Extra.TokenInfo; info == nil || !slices.Contains(info.Scopes, WriteScope) {
+	if info := req.Extra.TokenInfo; info == nil || !slices.ContainsFunc(info.Scopes, func(s string) bool { return slices.Contains(writeScopes, s) }) {
 		return nil, nil, fmt.Errorf("save_note needs the %s scope", WriteScope)
 	}
 	if args.Text == "" {

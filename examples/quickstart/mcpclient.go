@@ -74,8 +74,8 @@ func (t *bearerTransport) requests() []string {
 }
 
 // mcpSession runs an MCP session through the gateway with the go-sdk client
-// and the opaque token: initialize, tools/list, tools/call countdown (SSE),
-// tools/call whoami, close.
+// and the opaque token: initialize (server/discover at 2026-07-28),
+// tools/list, tools/call countdown (SSE), tools/call whoami, close.
 func (s *stack) mcpSession(ctx context.Context, out io.Writer, res *demoResult, tok string) {
 	var progress progressLog
 	client := mcp.NewClient(&mcp.Implementation{Name: "quickstart-agent", Version: "1.0.0"}, &mcp.ClientOptions{
@@ -104,11 +104,15 @@ func (s *stack) mcpSession(ctx context.Context, out io.Writer, res *demoResult, 
 
 	s.whoami(ctx, out, res, session)
 
+	sessionID := session.ID()
 	if err := session.Close(); err != nil {
 		fmt.Fprintf(out, "  close                error: %v\n", err)
 		res.fail("closing the MCP session: %v", err)
-	} else {
+	} else if sessionID != "" {
 		fmt.Fprintf(out, "  close                session ended (DELETE /mcp)\n")
+	} else {
+		// 2026-07-28 has no sessions: every request stands alone.
+		fmt.Fprintf(out, "  close                nothing to end: protocol %s has no sessions\n", init.ProtocolVersion)
 	}
 	res.mcpRequests = transport.requests()
 	fmt.Fprintf(out, "  HTTP requests the go-sdk client sent, each with the opaque token:\n")

@@ -87,23 +87,21 @@ func TestRunOnce(t *testing.T) {
 		`"resource": "` + gateway + `/mcp"`,
 		"/.well-known/oauth-authorization-server  token_endpoint http://127.0.0.1:",
 		"resource " + gateway + "/mcp\n",
-		"initialize           phantom-token-example 1.0.0",
+		"initialize           phantom-token-example 1.0.0, protocol 2026-07-28",
 		"tools/list           countdown, save_note, whoami",
 		"tools/call countdown progress 3, 2, 1, the first ",
 		` before the result "done" (SSE, streamed)`,
 		"tools/call whoami    the MCP server verified the JWT it received",
 		`"client_id": "agent"`,
 		`"scope": "mcp:tools"`,
-		"close                session ended (DELETE /mcp)",
-		"    POST initialize 200\n",
-		"    POST notifications/initialized 202\n",
+		"close                nothing to end: protocol 2026-07-28 has no sessions",
+		"    POST server/discover 200\n",
 		"    POST tools/list 200\n",
 		"    POST tools/call 200\n",
-		"    DELETE 204\n",
 		`POST tools/call save_note, scope mcp:tools  403  WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp:tools mcp:write"`,
 		"client credentials, scope mcp:tools mcp:write: a second opaque token",
 		`tools/call save_note "saved (`,
-		"12 requests, 12 with Authorization: Bearer <JWT>",
+		"6 requests, 6 with Authorization: Bearer <JWT>",
 		"the MCP server never saw it",
 		"introspection calls served by the AS: 2\n",
 		"all checks passed",
@@ -120,12 +118,12 @@ func TestRunOnce(t *testing.T) {
 	if o.introspections != 2 {
 		t.Errorf("AS served %d introspections, want 2 (one per token)", o.introspections)
 	}
-	// go-sdk v1.8 sends server/discover, initialize, notifications/initialized,
-	// tools/list, two tools/call and DELETE: 7 requests; the step-up session
-	// server/discover, initialize, notifications/initialized, tools/call
-	// save_note and DELETE: 5 more. The refused save_note reaches nobody.
-	if o.upstream.requests != 12 || o.upstream.jwts != 12 || o.upstream.leaked || len(o.res.mcpRequests) != 12 {
-		t.Errorf("MCP server: %+v, client: %v; want 12 requests, all with a JWT, no opaque token", o.upstream, o.res.mcpRequests)
+	// go-sdk v1.8 speaks 2026-07-28, which has no sessions: server/discover,
+	// tools/list and two tools/call: 4 requests; the step-up connection
+	// server/discover and tools/call save_note: 2 more. The refused
+	// save_note reaches nobody.
+	if o.upstream.requests != 6 || o.upstream.jwts != 6 || o.upstream.leaked || len(o.res.mcpRequests) != 6 {
+		t.Errorf("MCP server: %+v, client: %v; want 6 requests, all with a JWT, no opaque token", o.upstream, o.res.mcpRequests)
 	}
 	if o.res == nil || o.res.token == "" || strings.Contains(o.upstream.lastAuth, o.res.token) {
 		t.Fatal("no token, or the MCP server saw it")
@@ -290,9 +288,9 @@ func TestRunReportsFailures(t *testing.T) {
 		t.Fatalf("run = %v, want errChecksFailed\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"introspection calls served by the AS: 13\n", // 12 forwarded requests and the refused save_note
+		"introspection calls served by the AS: 7\n", // 6 forwarded requests and the refused save_note
 		"FAILED",
-		"the AS served 13 introspection calls, want exactly 2 (one per token)",
+		"the AS served 7 introspection calls, want exactly 2 (one per token)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -77,7 +77,7 @@ func (s *stack) stepUp(ctx context.Context, out io.Writer, res *demoResult, clie
 		fmt.Fprintf(out, "  tools/call save_note error: %v %s\n", err, textOf(result))
 		res.fail("save_note with scope %s: %v %s", params["scope"], err, textOf(result))
 	} else {
-		fmt.Fprintf(out, "  tools/call save_note %q (go-sdk client, new session with the second token)\n", textOf(result))
+		fmt.Fprintf(out, "  tools/call save_note %q (go-sdk client, new connection with the second token)\n", textOf(result))
 	}
 	if err := session.Close(); err != nil {
 		res.fail("closing the second MCP session: %v", err)

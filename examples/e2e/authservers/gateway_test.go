@@ -223,14 +223,17 @@ func parseSample(line string) (name string, labels map[string]string, value floa
 // ---------------------------------------------------------------------------
 // The go-sdk MCP client
 
-// connect opens an MCP session through the gateway with the go-sdk client.
+// connect opens an MCP session through the gateway with the go-sdk client,
+// at the newest protocol version that has sessions (2026-07-28 has none):
+// these tests follow one token through a whole session, DELETE included.
 func (g *gateway) connect(ctx context.Context, t *testing.T, token string) (*mcp.ClientSession, error) {
 	t.Helper()
 	return gatewaytest.Connect(ctx, t, gatewaytest.ClientConfig{
-		Endpoint: g.resource,
-		Token:    token,
-		Name:     "authservers-e2e",
-		Timeout:  15 * time.Second,
+		Endpoint:        g.resource,
+		Token:           token,
+		Name:            "authservers-e2e",
+		Timeout:         15 * time.Second,
+		ProtocolVersion: "2025-11-25",
 	})
 }
 

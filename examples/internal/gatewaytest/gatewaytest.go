@@ -179,6 +179,12 @@ type ClientConfig struct {
 	Timeout time.Duration
 	// Options are the go-sdk client's options; may be nil.
 	Options *mcp.ClientOptions
+	// Wrap, if set, wraps the round tripper that adds the token, so a test
+	// can see each request as sent and each response as received.
+	Wrap func(http.RoundTripper) http.RoundTripper
+	// ProtocolVersion is the MCP protocol version the client asks for;
+	// "" is the SDK's latest (2026-07-28: no sessions).
+	ProtocolVersion string
 }
 
 // Connect opens an MCP session (initialize) with the go-sdk client and the
@@ -191,13 +197,17 @@ func Connect(ctx context.Context, t testing.TB, cfg ClientConfig) (*mcp.ClientSe
 		base = &http.Transport{Proxy: nil}
 	}
 	t.Cleanup(base.CloseIdleConnections)
+	var rt http.RoundTripper = BearerTransport{Base: base, Token: cfg.Token}
+	if cfg.Wrap != nil {
+		rt = cfg.Wrap(rt)
+	}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   cfg.Endpoint,
-		HTTPClient: &http.Client{Transport: BearerTransport{Base: base, Token: cfg.Token}, Timeout: cfg.Timeout},
+		HTTPClient: &http.Client{Transport: rt, Timeout: cfg.Timeout},
 		MaxRetries: -1,
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: cfg.Name, Version: "1.0.0"}, cfg.Options)
-	return client.Connect(ctx, transport, nil)
+	return client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: cfg.ProtocolVersion})
 }
 
 // Whoami calls the example MCP server's whoami tool and returns the claims

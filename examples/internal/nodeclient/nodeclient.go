@@ -1,7 +1,7 @@
 // Package nodeclient runs the npm @modelcontextprotocol/sdk client scripts of
-// examples/e2e/node (static-token.mjs, client-credentials.mjs) for the
-// end-to-end tests, and makes sure Node.js and the locked npm packages are
-// there first.
+// examples/e2e/node (static-token.mjs, client-credentials.mjs,
+// save-note.mjs) for the end-to-end tests, and makes sure Node.js and the
+// locked npm packages are there first.
 //
 // With CI=true a missing or stale install fails the test (CI runs `npm ci
 // --prefix examples/e2e/node` before the tests); otherwise the test runs
@@ -37,10 +37,19 @@ const (
 
 // Report is the JSON line a script prints last.
 type Report struct {
-	SessionID string       `json:"sessionId"`
-	Tools     []string     `json:"tools"`
-	Whoami    string       `json:"whoami"` // the whoami tool's text
-	Trace     []TraceEntry `json:"trace"`
+	SessionID string   `json:"sessionId"`
+	Tools     []string `json:"tools"`
+	Whoami    string   `json:"whoami"` // the whoami tool's text
+	// SaveNote is the outcome of the save_note call (save-note.mjs only).
+	SaveNote *ToolOutcome `json:"saveNote"`
+	Trace    []TraceEntry `json:"trace"`
+}
+
+// ToolOutcome is what one tools/call came to.
+type ToolOutcome struct {
+	OK    bool   `json:"ok"`
+	Text  string `json:"text"`  // the result's text content
+	Error string `json:"error"` // the error the SDK threw, when it threw
 }
 
 // TraceEntry is one HTTP request the npm SDK made. It never holds a token
@@ -50,7 +59,10 @@ type TraceEntry struct {
 	URL           string            `json:"url"`
 	Authorization bool              `json:"authorization"` // whether it carried one
 	Status        int               `json:"status"`
-	Form          map[string]string `json:"form"` // a form body, secrets left out
+	Form          map[string]string `json:"form"`            // a form body, secrets left out
+	RPCMethod     string            `json:"rpcMethod"`       // a JSON-RPC body's method
+	RPCName       string            `json:"rpcName"`         // and its params.name
+	Challenge     string            `json:"wwwAuthenticate"` // the response's WWW-Authenticate
 	Error         string            `json:"error"`
 }
 
