@@ -23,6 +23,13 @@ type Config struct {
 	Resource string
 	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
 	HTTPClient *http.Client
+	// Stateless serves every protocol version without sessions, as
+	// 2026-07-28 always is, so that any replica can answer any request.
+	// Otherwise clients of older versions get sessions (Mcp-Session-Id).
+	Stateless bool
+	// API, when set, adds the my_data tool: it calls an OAuth-protected API
+	// with a token exchanged (RFC 8693) for the JWT of the call.
+	API *APIConfig
 }
 
 // serverName is the name the server reports in the initialize response.
@@ -48,6 +55,9 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 
 	server := mcp.NewServer(&mcp.Implementation{Name: serverName, Version: "1.0.0"}, nil)
 	addTools(server)
+	if cfg.API != nil {
+		addAPITool(server, newExchanger(*cfg.API))
+	}
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// Older clients get stateful sessions (Mcp-Session-Id). 2026-07-28 has
 	// no sessions, and the go-sdk serves it only on a stateless handler, so
@@ -56,6 +66,9 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	// documentation).
 	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout})
 	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Stateless: true})
+	if cfg.Stateless {
+		return v.middleware(stateless), nil
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Protocol versions are dates: they compare as strings.
 		if r.Header.Get("MCP-Protocol-Version") >= statelessProtocol {
@@ -85,5 +98,26 @@ func (c Config) validate() error {
 	if c.Resource == "" {
 		return errors.New("mcpserver: Resource is required")
 	}
+	if c.API != nil {
+		return c.API.validate()
+	}
 	return nil
+}
+
+// RequireJWT returns the JWT checks New puts in front of the MCP server
+// (signature against cfg.JWKSURL, issuer, "aud" containing cfg.Resource,
+// expiry, typ; 401/400 with a Bearer challenge otherwise) as a middleware
+// for any handler, so an API behind the gateway can check its JWTs the same
+// way. The handler finds the verified token with auth.TokenInfoFromContext
+// and its claims with Claims. Stateless, API and the tools are ignored.
+func RequireJWT(ctx context.Context, cfg Config) (func(http.Handler) http.Handler, error) {
+	cfg.API = nil
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	v, err := newVerifier(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return v.middleware, nil
 }

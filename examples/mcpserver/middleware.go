@@ -82,8 +82,21 @@ func bearerToken(r *http.Request) (string, int) {
 	return token, http.StatusOK
 }
 
-// claimsKey is where the verifier stores the claims in TokenInfo.Extra.
-const claimsKey = "jwt_claims"
+// claimsKey is where the verifier stores the claims in TokenInfo.Extra,
+// and rawTokenKey the JWT itself.
+const (
+	claimsKey   = "jwt_claims"
+	rawTokenKey = "jwt"
+)
+
+// rawToken returns the verified JWT of info, or "".
+func rawToken(info *auth.TokenInfo) string {
+	if info == nil {
+		return ""
+	}
+	tok, _ := info.Extra[rawTokenKey].(string)
+	return tok
+}
 
 // Claims returns the verified JWT claims the request carried, as decoded
 // from the JWT payload (numbers are float64), or nil when info holds none.

@@ -106,7 +106,11 @@ func (v *verifier) verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	if err := json.Unmarshal(msg.Payload(), &claims); err != nil {
 		return nil, invalid("payload is not a JSON object")
 	}
-	return tokenInfo(tok, claims), nil
+	info := tokenInfo(tok, claims)
+	// Kept for the token exchange of the my_data tool (the JWT is the
+	// subject token); never logged or returned.
+	info.Extra[rawTokenKey] = token
+	return info, nil
 }
 
 // keys returns the JWKS. When kid is not in the cached set, the set is

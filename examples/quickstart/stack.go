@@ -2,20 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/phantomgate/caddy-phantom-token/examples/demoas"
+	"github.com/phantomgate/caddy-phantom-token/examples/internal/democaddy"
 	"github.com/phantomgate/caddy-phantom-token/examples/mcpserver"
 )
 
@@ -64,11 +60,11 @@ func startStack(opts options) (_ *stack, err error) {
 		return nil, err
 	}
 
-	gatewaySecret, err := randomSecret()
+	gatewaySecret, err := democaddy.RandomSecret()
 	if err != nil {
 		return nil, err
 	}
-	if s.agentSecret, err = randomSecret(); err != nil {
+	if s.agentSecret, err = democaddy.RandomSecret(); err != nil {
 		return nil, err
 	}
 	s.as, err = demoas.Start(demoas.Config{Clients: []demoas.Client{
@@ -103,12 +99,12 @@ func startStack(opts options) (_ *stack, err error) {
 		}
 	}
 
-	cfg, err := adaptCaddyfile(s.caddyfile, host, opts.verbose)
+	cfg, err := democaddy.Adapt(s.caddyfile, host, opts.verbose)
 	if err != nil {
 		return nil, err
 	}
 	if err := caddy.Load(cfg, true); err != nil {
-		if isAddrInUse(err) {
+		if democaddy.IsAddrInUse(err) {
 			return nil, fmt.Errorf("start Caddy: %s is in use; pick another address with -listen: %w", opts.listen, err)
 		}
 		return nil, fmt.Errorf("start Caddy: %w", err)
@@ -159,19 +155,4 @@ func (s *stack) close() {
 	if s.as != nil {
 		_ = s.as.Close()
 	}
-}
-
-// randomSecret returns 32 random bytes, base64url-encoded.
-func randomSecret() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate secret: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// isAddrInUse reports whether err is a listen failure on a busy address.
-// Caddy does not always wrap the cause, hence the text fallback.
-func isAddrInUse(err error) bool {
-	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
