@@ -46,6 +46,9 @@ go test -race -count=1 ./...
 # and the load harness (README, Performance), never from timed tests.
 go test -short -run '^$' -bench . -benchtime=1x ./... > /dev/null
 bash scripts/fuzz.sh # each fuzz target for FUZZTIME (5s); the seed corpora ran above
+# A Caddy built from this checkout with xcaddy, as the README shows (pinned
+# xcaddy and Caddy versions), has the modules and validates Caddyfile.example.
+bash scripts/xcaddy-build.sh
 
 echo "== examples module"
 # The load harness's test saturates the CPU for half a minute; it runs on
