@@ -2,9 +2,11 @@
 # The whole test suite: vet and race-enabled tests of the root module (what
 # plugin users import) and of the examples module (demo AS, MCP server,
 # quickstart, end-to-end tests against real authorization servers and real
-# MCP clients). It installs what those tests need first: the npm packages
-# from the committed lock files, the Ory Hydra binary (built from the Go
-# module proxy) and Redis (Debian's redis-server). All steps are idempotent.
+# MCP clients, the example deployment with a real browser). It installs
+# what those tests need first: the npm packages from the committed lock
+# files, the Ory Hydra binary (built from the Go module proxy), Redis
+# (Debian's redis-server) and Chromium (Debian's chromium). All steps are
+# idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,17 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 	else
 		echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server);" >&2
 		echo "without it the shared-cache tests are skipped (and fail under CI=true)." >&2
+	fi
+fi
+# Debian's Chromium for the example deployment's login tests (driven by
+# playwright-core, which downloads no browser); installed when missing and we
+# are root.
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+	else
+		echo "chromium is missing: install it (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM;" >&2
+		echo "without it the example deployment's login tests fail." >&2
 	fi
 fi
 for lock in examples/*/package-lock.json examples/*/*/package-lock.json; do

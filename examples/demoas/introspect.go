@@ -3,6 +3,7 @@ package demoas
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -34,7 +35,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a valid form")
 		return
 	}
-	if _, err := s.provider.AuthenticateClient(ctx, r, r.PostForm); err != nil {
+	c, err := s.provider.AuthenticateClient(ctx, r, r.PostForm)
+	if err == nil && !mayIntrospect(c) {
+		err = errors.New("client may not introspect")
+	}
+	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="demoas"`)
 		writeError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
@@ -82,7 +87,20 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if len(at.Audience) > 0 {
 		resp["aud"] = at.Audience
 	}
+	if at.Actor != "" {
+		resp["act"] = map[string]string{"sub": at.Actor}
+	}
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// mayIntrospect reports whether c may call the introspection endpoint: only
+// the clients the operator configured (Config.Clients, AddClient), never
+// self-registered or metadata-document clients. Anyone can be those, and
+// with introspection could turn a user's opaque token into the signed JWT
+// the gateway forwards, bypassing the gateway.
+func mayIntrospect(c fosite.Client) bool {
+	dc, ok := c.(*client)
+	return ok && dc.meta == nil && !dc.IsPublic()
 }
 
 // lookup returns what the server knows about token, and whether it is an
@@ -97,7 +115,12 @@ func (s *Server) lookup(ctx context.Context, token string) (accessToken, bool) {
 	if exp.IsZero() || !time.Now().Before(exp) {
 		return accessToken{}, false
 	}
+	var actor string
+	if ds, ok := sess.(*fosite.DefaultSession); ok {
+		actor, _ = ds.Extra[actorKey].(string)
+	}
 	return accessToken{
+		Actor:     actor,
 		Subject:   sess.GetSubject(),
 		ClientID:  ar.GetClient().GetID(),
 		Scope:     strings.Join(ar.GetGrantedScopes(), " "),

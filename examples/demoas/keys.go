@@ -69,6 +69,9 @@ type accessToken struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	ID        string
+	// Actor is the client that obtained the token by token exchange, acting
+	// for Subject; empty otherwise.
+	Actor string
 }
 
 // sign returns t as an RFC 9068 access-token JWT (typ at+jwt, RS256).
@@ -85,6 +88,9 @@ func (s *signer) sign(issuer string, t accessToken) ([]byte, error) {
 	}
 	if len(t.Audience) > 0 {
 		b = b.Audience(t.Audience)
+	}
+	if t.Actor != "" {
+		b = b.Claim("act", map[string]any{"sub": t.Actor})
 	}
 	tok, err := b.Build()
 	if err != nil {

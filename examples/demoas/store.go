@@ -22,28 +22,62 @@ type store struct {
 
 	mu      sync.RWMutex
 	clients map[string]*client
+
+	// loginClients is what clients that log users in (registered or
+	// resolved from a metadata document) may request; nil when the
+	// authorization code grant is off.
+	loginClients *clientTemplate
+	// cimd resolves Client ID Metadata Documents; nil when the
+	// authorization code grant is off, so no URL is ever fetched.
+	cimd *cimdResolver
+}
+
+// clientTemplate holds the scopes and audiences of clients that log users in.
+type clientTemplate struct {
+	scopes   []string
+	audience []string
 }
 
 // client is a registered client: fosite's view plus the resources it may
-// request.
+// request (client credentials), and, for clients that log users in, their
+// registered metadata.
 type client struct {
 	*fosite.DefaultClient
 	resources []string
+	// meta is the metadata of a client registered by RFC 7591 or resolved
+	// from a Client ID Metadata Document; nil for Config.Clients.
+	meta *clientMetadata
+}
+
+// name is the client's display name: client_name, else its ID.
+func (c *client) name() string {
+	if c.meta != nil && c.meta.ClientName != "" {
+		return c.meta.ClientName
+	}
+	return c.ID
 }
 
 func newStore() *store {
 	return &store{MemoryStore: storage.NewMemoryStore(), clients: map[string]*client{}}
 }
 
-// GetClient implements fosite.ClientManager.
-func (s *store) GetClient(_ context.Context, id string) (fosite.Client, error) {
+// GetClient implements fosite.ClientManager. Besides registered clients it
+// resolves client IDs that are Client ID Metadata Document URLs, and accepts
+// a loopback redirect URI on another port (see withRedirectURI).
+func (s *store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	c, ok := s.clients[id]
+	s.mu.RUnlock()
 	if !ok {
-		return nil, fosite.ErrNotFound
+		if s.cimd == nil || !isMetadataDocumentURL(id) {
+			return nil, fosite.ErrNotFound
+		}
+		var err error
+		if c, err = s.cimd.resolve(ctx, id, s.loginClients); err != nil {
+			return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+		}
 	}
-	return c, nil
+	return withLoopbackPort(ctx, c), nil
 }
 
 // add registers c; its ID must be new.
@@ -59,6 +93,13 @@ func (s *store) add(c Client) error {
 	}
 	s.clients[c.ID] = fc
 	return nil
+}
+
+// register stores a dynamically registered client under a new ID.
+func (s *store) register(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[c.ID] = c
 }
 
 // scopes returns every scope some client may request, sorted.

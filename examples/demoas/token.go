@@ -1,6 +1,7 @@
 package demoas
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,13 +11,20 @@ import (
 
 // handleToken serves the token endpoint: the client credentials grant, with
 // client_secret_basic or client_secret_post, and RFC 8707 resource
-// indicators.
+// indicators; with users, the authorization code and refresh token grants;
+// with exchanges, RFC 8693 token exchange.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	session := &fosite.DefaultSession{}
 	ar, err := s.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if !ar.GetGrantTypes().ExactOne("client_credentials") {
+		// The other grants' handlers decide the subject, scopes and
+		// audience themselves (fosite's, resourceBinding, exchangeHandler).
+		s.respond(ctx, w, ar)
 		return
 	}
 
@@ -42,7 +50,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// For client credentials the subject is the client itself.
 	session.Subject = client.GetID()
+	s.respond(ctx, w, ar)
+}
 
+// respond issues the token of a validated token request.
+func (s *Server) respond(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester) {
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)

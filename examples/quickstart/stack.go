@@ -46,14 +46,11 @@ func startStack(opts options) (_ *stack, err error) {
 		}
 	}()
 
-	host, port, err := net.SplitHostPort(opts.listen)
-	if err != nil || port == "" || port == "0" {
-		return nil, fmt.Errorf("bad -listen %q: want host:port with a fixed port, e.g. 127.0.0.1:8080", opts.listen)
+	host, port, origin, err := democaddy.ParseListen(opts.listen)
+	if err != nil {
+		return nil, err
 	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	s.gatewayURL = "http://" + net.JoinHostPort(host, port)
+	s.gatewayURL = origin
 	s.resource = s.gatewayURL + "/mcp"
 
 	if s.caddyfile, err = locateCaddyfile(opts.config); err != nil {

@@ -89,13 +89,13 @@ function textOf(result) {
 }
 
 // main runs fn, prints its result as one JSON line on stdout and exits 0; on
-// failure it prints the error on stderr and exits 1. A watchdog ends a hung
-// run.
-export function main(fn) {
+// failure it prints the error on stderr and exits 1. A watchdog ends a run
+// hung for timeoutMs.
+export function main(fn, timeoutMs = 30_000) {
   const watchdog = setTimeout(() => {
     console.error('timed out');
     process.exit(2);
-  }, 30_000);
+  }, timeoutMs);
   watchdog.unref();
   fn().then(
     (result) => {

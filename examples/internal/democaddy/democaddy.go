@@ -99,3 +99,17 @@ func RandomSecret() (string, error) {
 func IsAddrInUse(err error) bool {
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
+
+// ParseListen checks a -listen value: host:port with a fixed port (the
+// URLs clients use are built from it); an empty host is 127.0.0.1. It
+// returns the host, the port and the origin "http://host:port".
+func ParseListen(listen string) (host, port, origin string, err error) {
+	host, port, err = net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return "", "", "", fmt.Errorf("bad -listen %q: want host:port with a fixed port, e.g. 127.0.0.1:8080", listen)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, "http://" + net.JoinHostPort(host, port), nil
+}

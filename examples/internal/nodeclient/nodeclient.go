@@ -25,14 +25,11 @@ import (
 	"github.com/phantomgate/caddy-phantom-token/examples/internal/procutil"
 )
 
-// SDKPackage is the npm MCP SDK the scripts use.
-const SDKPackage = "@modelcontextprotocol/sdk"
-
 const (
 	// npmTimeout bounds `npm ci`.
 	npmTimeout = 3 * time.Minute
 	// runTimeout bounds one script run.
-	runTimeout = 45 * time.Second
+	runTimeout = 90 * time.Second
 )
 
 // Report is the JSON line a script prints last.
@@ -83,7 +80,7 @@ var (
 	npmErr  error
 )
 
-// Require makes sure node and the npm SDK version package.json pins are
+// Require makes sure node and the npm packages package.json pins are
 // installed. Under CI=true a missing piece fails the test; locally the
 // first call runs `npm ci` (once per test binary, and one test binary at a
 // time).
@@ -96,7 +93,7 @@ func Require(t testing.TB) {
 		// loudly rather than passing with the npm client untested.
 		t.Fatal("node is not installed; the npm MCP SDK tests need Node.js 20+")
 	}
-	if err := installedSDKMatchesLock(dir); err == nil {
+	if err := installedMatchesLock(dir); err == nil {
 		return
 	} else if ci {
 		t.Fatalf("%v: run `npm ci --prefix examples/e2e/node` before the tests (CI=true, so the test does not install it)", err)
@@ -105,7 +102,7 @@ func Require(t testing.TB) {
 	if npmErr != nil {
 		t.Fatal(npmErr)
 	}
-	if err := installedSDKMatchesLock(dir); err != nil {
+	if err := installedMatchesLock(dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -119,7 +116,7 @@ func npmCI(dir string) error {
 		return errors.New("npm install lock " + lockPath + ": " + err.Error())
 	}
 	defer unlock()
-	if installedSDKMatchesLock(dir) == nil {
+	if installedMatchesLock(dir) == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
@@ -132,9 +129,9 @@ func npmCI(dir string) error {
 	return nil
 }
 
-// installedSDKMatchesLock reports whether dir's node_modules holds the SDK
-// version package.json pins.
-func installedSDKMatchesLock(dir string) error {
+// installedMatchesLock reports whether dir's node_modules holds every
+// dependency at the version package.json pins (exact versions only).
+func installedMatchesLock(dir string) error {
 	var pkg struct {
 		Dependencies map[string]string `json:"dependencies"`
 	}
@@ -145,18 +142,20 @@ func installedSDKMatchesLock(dir string) error {
 	if err := json.Unmarshal(raw, &pkg); err != nil {
 		return err
 	}
-	var installed struct {
-		Version string `json:"version"`
-	}
-	raw, err = os.ReadFile(filepath.Join(dir, "node_modules", SDKPackage, "package.json"))
-	if err != nil {
-		return errors.New("examples/e2e/node/node_modules has no " + SDKPackage)
-	}
-	if err := json.Unmarshal(raw, &installed); err != nil {
-		return err
-	}
-	if want := pkg.Dependencies[SDKPackage]; installed.Version != want {
-		return errors.New("examples/e2e/node/node_modules has " + SDKPackage + " " + installed.Version + ", package.json pins " + want)
+	for name, want := range pkg.Dependencies {
+		var installed struct {
+			Version string `json:"version"`
+		}
+		raw, err = os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
+		if err != nil {
+			return errors.New("examples/e2e/node/node_modules has no " + name)
+		}
+		if err := json.Unmarshal(raw, &installed); err != nil {
+			return err
+		}
+		if installed.Version != want {
+			return errors.New("examples/e2e/node/node_modules has " + name + " " + installed.Version + ", package.json pins " + want)
+		}
 	}
 	return nil
 }
@@ -167,6 +166,15 @@ func installedSDKMatchesLock(dir string) error {
 // test log. The arguments may hold a token or a secret, so they are never
 // logged.
 func Run(t testing.TB, script string, args ...string) Report {
+	t.Helper()
+	var rep Report
+	RunJSON(t, &rep, script, args...)
+	return rep
+}
+
+// RunJSON is Run for a script whose report has another shape: the last line
+// of its stdout is decoded into report.
+func RunJSON(t testing.TB, report any, script string, args ...string) {
 	t.Helper()
 	Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
@@ -182,9 +190,26 @@ func Run(t testing.TB, script string, args ...string) Report {
 		t.Logf("node %s stderr:\n%s", script, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var rep Report
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), report); err != nil {
 		t.Fatalf("node %s printed no JSON report: %v\n%s", script, err, stdout.String())
 	}
-	return rep
+}
+
+// Chromium is the browser browser-login.mjs drives: $CHROMIUM, or Debian's
+// chromium package.
+func Chromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// RequireChromium fails the test when the browser is missing: the login
+// tests need a real one, and never skip. scripts/test.sh installs Debian's
+// chromium when it runs as root.
+func RequireChromium(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath(Chromium()); err != nil {
+		t.Fatalf("no browser at %s (%v): install Debian's chromium (apt-get install chromium) or set CHROMIUM", Chromium(), err)
+	}
 }
