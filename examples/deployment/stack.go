@@ -189,6 +189,7 @@ func (s *stack) startMCPServer(ctx context.Context) error {
 	s.mcpOut = newRecorder(nil)
 	h, err := mcpserver.New(ctx, mcpserver.Config{
 		JWKSURL: s.as.URL + demoas.JWKSPath, Issuer: s.as.Issuer, Resource: s.mcpURL, Stateless: true,
+		RequiredScopes: []string{mcpScope},
 		API: &mcpserver.APIConfig{
 			URL: s.apiMeURL, Resource: s.apiURL, TokenURL: s.as.URL + demoas.TokenPath,
 			ClientID: mcpServerClientID, ClientSecret: s.mcpServerSecret, Scope: apiScope,

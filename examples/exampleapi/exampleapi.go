@@ -5,8 +5,8 @@
 //
 // It checks every JWT the way the example MCP server does (signature
 // against the authorization server's JWKS, issuer, "aud" containing this
-// API's resource URL, expiry, typ; see mcpserver.RequireJWT) and, on top,
-// the scope Config.Scope. A JWT minted for another audience (the MCP
+// API's resource URL, expiry, typ, and the scope Config.Scope; see
+// mcpserver.RequireJWT). A JWT minted for another audience (the MCP
 // server's) is refused with 401 invalid_token.
 //
 // Endpoints:
@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -49,7 +48,8 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, errors.New("exampleapi: Scope is required")
 	}
 	requireJWT, err := mcpserver.RequireJWT(ctx, mcpserver.Config{
-		JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Resource: cfg.Resource, HTTPClient: cfg.HTTPClient,
+		JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Resource: cfg.Resource,
+		RequiredScopes: []string{cfg.Scope}, HTTPClient: cfg.HTTPClient,
 	})
 	if err != nil {
 		return nil, err
@@ -57,12 +57,6 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /me", func(w http.ResponseWriter, r *http.Request) {
 		info := auth.TokenInfoFromContext(r.Context())
-		if !slices.Contains(info.Scopes, cfg.Scope) {
-			// RFC 6750 §3.1.
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+cfg.Scope+`"`)
-			http.Error(w, "insufficient scope", http.StatusForbidden)
-			return
-		}
 		notes := cfg.Notes[info.UserID]
 		if notes == nil {
 			notes = []string{}

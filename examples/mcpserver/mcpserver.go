@@ -21,6 +21,10 @@ type Config struct {
 	// Resource is this server's canonical URL as clients address it (through
 	// the gateway); a JWT's "aud" must contain it. Required.
 	Resource string
+	// RequiredScopes must all be in a JWT's "scope"; a JWT without one of
+	// them is refused with 403 insufficient_scope. The gateway checks them
+	// too; the server does not rely on it.
+	RequiredScopes []string
 	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
 	HTTPClient *http.Client
 	// Stateless serves every protocol version without sessions, as

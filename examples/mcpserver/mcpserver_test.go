@@ -424,3 +424,31 @@ func TestSaveNoteNeedsTheWriteScope(t *testing.T) {
 		}
 	}
 }
+
+// TestRequiredScopes: with RequiredScopes, a valid JWT without one of them
+// is refused with 403 insufficient_scope naming them, before MCP sees it.
+func TestRequiredScopes(t *testing.T) {
+	ki := newKeyIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := mcpserver.New(ctx, mcpserver.Config{
+		JWKSURL: ki.jwksURL(), Issuer: testIssuer, Resource: testResource, RequiredScopes: []string{"mcp:tools", "extra"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	c := claims() // scope "mcp:tools"
+	status, hdr := initialize(t, srv.URL, "", ki.sign(t, "k1", "at+jwt", c))
+	if status != http.StatusForbidden || !strings.Contains(hdr.Get("WWW-Authenticate"), `error="insufficient_scope", scope="mcp:tools extra"`) {
+		t.Errorf("without extra: %d %q, want 403 insufficient_scope", status, hdr.Get("WWW-Authenticate"))
+	}
+	c["scope"] = "extra mcp:tools other"
+	if status, _ := initialize(t, srv.URL, "", ki.sign(t, "k1", "at+jwt", c)); status != http.StatusOK {
+		t.Errorf("with both: %d, want 200", status)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -55,6 +56,14 @@ func (v *verifier) middleware(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
+		}
+		for _, need := range v.cfg.RequiredScopes {
+			if !slices.Contains(info.Scopes, need) {
+				// RFC 6750 §3.1: the scopes this server needs.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+strings.Join(v.cfg.RequiredScopes, " ")+`"`)
+				http.Error(w, "insufficient scope", http.StatusForbidden)
+				return
+			}
 		}
 		bridge.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, info)))
 	})
