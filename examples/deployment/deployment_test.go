@@ -306,7 +306,7 @@ func TestBanner(t *testing.T) {
 	for _, want := range []string{
 		"MCP server (through the gateway)   http://" + listen + "/mcp",
 		"claude mcp add --transport http phantom-demo http://" + listen + "/mcp",
-		"npx @modelcontextprotocol/inspector",
+		"npx @modelcontextprotocol/inspector --web --transport http --server-url http://" + listen + "/mcp",
 		"alice  password " + demoUsers[0].password,
 		"bob    password " + demoUsers[1].password,
 		"stopping",

@@ -1,11 +1,14 @@
-// Package nodeclient runs the npm @modelcontextprotocol/sdk client scripts of
-// examples/e2e/node (static-token.mjs, client-credentials.mjs,
-// save-note.mjs) for the end-to-end tests, and makes sure Node.js and the
+// Package nodeclient runs the Node.js client scripts of examples/e2e/node
+// for the Go tests (the npm MCP SDK clients: static-token.mjs,
+// client-credentials.mjs, save-note.mjs, browser-login.mjs; and
+// inspector-login.mjs, which drives the MCP Inspector of
+// examples/deployment/inspector), and makes sure Node.js, Chromium and the
 // locked npm packages are there first.
 //
-// With CI=true a missing or stale install fails the test (CI runs `npm ci
-// --prefix examples/e2e/node` before the tests); otherwise the test runs
-// `npm ci` itself, so a fresh clone's `go test` works. It never skips.
+// With CI=true a missing or stale install fails the test (scripts/test.sh
+// runs `npm ci` for every committed lock file before the tests); otherwise
+// the test runs `npm ci` itself, so a fresh clone's `go test` works. It never
+// skips.
 package nodeclient
 
 import (
@@ -68,39 +71,58 @@ type TraceEntry struct {
 // does not depend on the test's working directory.
 func Dir(t testing.TB) string {
 	t.Helper()
+	return ExamplesDir(t, "e2e", "node")
+}
+
+// ExamplesDir returns the absolute path of a folder of the examples module,
+// found from this source file.
+func ExamplesDir(t testing.TB, elem ...string) string {
+	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		t.Fatal("nodeclient: cannot locate the source directory (runtime.Caller)")
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "e2e", "node")
+	return filepath.Join(append([]string{filepath.Dir(file), "..", ".."}, elem...)...)
 }
 
 var (
-	npmOnce sync.Once
-	npmErr  error
+	npmMu   sync.Mutex
+	npmDone = map[string]error{} // dir → the outcome of this binary's npm ci
 )
 
-// Require makes sure node and the npm packages package.json pins are
-// installed. Under CI=true a missing piece fails the test; locally the
-// first call runs `npm ci` (once per test binary, and one test binary at a
-// time).
+// Require makes sure node and the npm packages examples/e2e/node pins are
+// installed: RequireDir for that folder.
 func Require(t testing.TB) {
 	t.Helper()
-	dir := Dir(t)
+	RequireDir(t, Dir(t))
+}
+
+// RequireDir makes sure node and the npm packages dir's package.json pins
+// are installed. Under CI=true a missing piece fails the test; locally the
+// first call for dir runs `npm ci` there (once per test binary, and one
+// test binary at a time).
+func RequireDir(t testing.TB, dir string) {
+	t.Helper()
 	ci := os.Getenv("CI") == "true"
 	if _, err := exec.LookPath("node"); err != nil {
 		// The test suite needs Node.js (README); a missing one fails
 		// loudly rather than passing with the npm client untested.
-		t.Fatal("node is not installed; the npm MCP SDK tests need Node.js 20+")
+		t.Fatal("node is not installed; the npm client tests need Node.js 20+")
 	}
 	if err := installedMatchesLock(dir); err == nil {
 		return
 	} else if ci {
-		t.Fatalf("%v: run `npm ci --prefix examples/e2e/node` before the tests (CI=true, so the test does not install it)", err)
+		t.Fatalf("%v: run `npm ci --prefix %s` before the tests (CI=true, so the test does not install it)", err, dir)
 	}
-	npmOnce.Do(func() { npmErr = npmCI(dir) })
-	if npmErr != nil {
-		t.Fatal(npmErr)
+	npmMu.Lock()
+	err, done := npmDone[dir]
+	if !done {
+		err = npmCI(dir)
+		npmDone[dir] = err
+	}
+	npmMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := installedMatchesLock(dir); err != nil {
 		t.Fatal(err)
@@ -110,7 +132,7 @@ func Require(t testing.TB) {
 // npmCI runs `npm ci` in dir unless another test binary has installed the
 // packages while this one waited for the lock.
 func npmCI(dir string) error {
-	lockPath := filepath.Join(os.TempDir(), "phantom-token-e2e-node-npm.lock")
+	lockPath := filepath.Join(os.TempDir(), "phantom-token-examples-npm.lock")
 	unlock, err := procutil.LockFile(lockPath, 0o600)
 	if err != nil {
 		return errors.New("npm install lock " + lockPath + ": " + err.Error())
@@ -124,7 +146,7 @@ func npmCI(dir string) error {
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return errors.New("npm ci in examples/e2e/node: " + err.Error() + "\n" + string(out))
+		return errors.New("npm ci in " + dir + ": " + err.Error() + "\n" + string(out))
 	}
 	return nil
 }
@@ -148,13 +170,13 @@ func installedMatchesLock(dir string) error {
 		}
 		raw, err = os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
 		if err != nil {
-			return errors.New("examples/e2e/node/node_modules has no " + name)
+			return errors.New(dir + "/node_modules has no " + name)
 		}
 		if err := json.Unmarshal(raw, &installed); err != nil {
 			return err
 		}
 		if installed.Version != want {
-			return errors.New("examples/e2e/node/node_modules has " + name + " " + installed.Version + ", package.json pins " + want)
+			return errors.New(dir + "/node_modules has " + name + " " + installed.Version + ", package.json pins " + want)
 		}
 	}
 	return nil
