@@ -108,6 +108,17 @@ func (w *walk) discovery(ctx context.Context) {
 		w.res.fail("protected resource metadata: %+v, %v", prm, err)
 	}
 	w.p("  GET  /.well-known/oauth-protected-resource/mcp  resource %s, authorization_servers %v", prm.Resource, prm.AuthorizationServers)
+	// The API route publishes its own document: the MCP server, as the
+	// API's client, could discover it the same way.
+	var apiPRM struct {
+		Resource        string   `json:"resource"`
+		ScopesSupported []string `json:"scopes_supported"`
+	}
+	if err := w.getJSON(ctx, s.origin+"/.well-known/oauth-protected-resource/api", &apiPRM); err != nil ||
+		apiPRM.Resource != s.apiURL || !slices.Equal(apiPRM.ScopesSupported, []string{apiScope}) {
+		w.res.fail("the API's protected resource metadata: %+v, %v", apiPRM, err)
+	}
+	w.p("  GET  /.well-known/oauth-protected-resource/api  resource %s, scopes_supported %v", apiPRM.Resource, apiPRM.ScopesSupported)
 	var asm map[string]any
 	if err := w.getJSON(ctx, s.as.URL+demoas.MetadataPath, &asm); err != nil {
 		w.res.fail("authorization server metadata: %v", err)
