@@ -197,6 +197,7 @@ func (h *Handler) upstreamJWT(ctx context.Context, res *introspect.Result, token
 		jwt, exp, err := h.signer.Sign(signer.Claims{
 			Subject: res.Subject, ClientID: res.ClientID, Scope: res.Scope,
 			Audience: []string{h.Resource}, ExpiresAt: res.ExpiresAt,
+			JKT: res.JKT, X5TS256: res.X5TS256,
 		})
 		if errors.Is(err, signer.ErrExpired) {
 			return "", time.Time{}, errExpired

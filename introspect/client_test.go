@@ -293,7 +293,31 @@ func TestIntrospectJSONFormat(t *testing.T) {
 			want: &Result{Active: true, Subject: "alice", ClientID: "agent", Scope: "a b", Issuer: testIssuer,
 				Audience: []string{"https://mcp.example.com/mcp"}, ExpiresAt: time.Unix(2000000000, 0),
 				NotBefore: time.Unix(1700000000, 0), IssuedAt: time.Unix(1700000000, 0),
-				JWT: forwarded, JWTExpiresAt: time.Unix(1900000000, 0), MaxAge: -1}},
+				JWT: forwarded, JWTExpiresAt: time.Unix(1900000000, 0), MaxAge: -1, TokenType: "Bearer"}},
+		{name: "DPoP-bound", status: 200, ctype: json, body: obj(`,"token_type":"DPoP","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}`),
+			check: func(t *testing.T, r *Result) {
+				if r.JKT != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" || r.TokenType != "DPoP" || r.X5TS256 != "" {
+					t.Fatalf("jkt %q, token_type %q, x5t %q", r.JKT, r.TokenType, r.X5TS256)
+				}
+			}},
+		{name: "certificate-bound, other cnf members ignored", status: 200, ctype: json, body: obj(`,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2","jwk":{"kty":"EC"}}`),
+			check: func(t *testing.T, r *Result) {
+				if r.X5TS256 != "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" || r.JKT != "" {
+					t.Fatalf("x5t %q, jkt %q", r.X5TS256, r.JKT)
+				}
+			}},
+		{name: "cnf null is absent", status: 200, ctype: json, body: obj(`,"cnf":null`),
+			check: func(t *testing.T, r *Result) {
+				if r.JKT != "" || r.X5TS256 != "" {
+					t.Fatalf("jkt %q, x5t %q", r.JKT, r.X5TS256)
+				}
+			}},
+		{name: "cnf string", status: 200, ctype: json, body: obj(`,"cnf":"jkt"`), wantErr: KindBadResponse},
+		{name: "cnf array", status: 200, ctype: json, body: obj(`,"cnf":[{"jkt":"x"}]`), wantErr: KindBadResponse},
+		{name: "cnf jkt number", status: 200, ctype: json, body: obj(`,"cnf":{"jkt":5}`), wantErr: KindBadResponse},
+		{name: "cnf jkt empty", status: 200, ctype: json, body: obj(`,"cnf":{"jkt":""}`), wantErr: KindBadResponse},
+		{name: "cnf x5t#S256 object", status: 200, ctype: json, body: obj(`,"cnf":{"x5t#S256":{}}`), wantErr: KindBadResponse},
+		{name: "token_type number", status: 200, ctype: json, body: obj(`,"token_type":1`), wantErr: KindBadResponse},
 		{name: "hydra charset", status: 200, ctype: "application/json;charset=UTF-8", body: obj("")},
 		{name: "hydra charset spaced", status: 200, ctype: "application/json; charset=utf-8", body: obj("")},
 		{name: "inactive", status: 200, ctype: json, body: `{"active":false}`, want: &Result{Active: false, MaxAge: -1}},

@@ -46,6 +46,15 @@ type Result struct {
 	// MaxAge is the reply's Cache-Control max-age, -1 when absent. It caps
 	// how long the result may be cached (DESIGN §6).
 	MaxAge time.Duration
+	// JKT is "cnf"."jkt": the RFC 7638 thumbprint of the key a DPoP-bound
+	// token is bound to (RFC 9449 §6); "" when absent.
+	JKT string
+	// X5TS256 is "cnf"."x5t#S256": the SHA-256 thumbprint of the client
+	// certificate a certificate-bound token is bound to (RFC 8705 §3.1);
+	// "" when absent.
+	X5TS256 string
+	// TokenType is "token_type" (RFC 7662 §2.2), e.g. "Bearer" or "DPoP".
+	TokenType string
 }
 
 // claims wraps a decoded JSON object and reads registered claims with strict
@@ -178,6 +187,12 @@ func (c claims) fill(r *Result) error {
 		return err
 	}
 	if r.IssuedAt, err = c.numericDate("iat"); err != nil {
+		return err
+	}
+	if r.TokenType, err = c.str("token_type"); err != nil {
+		return err
+	}
+	if r.JKT, r.X5TS256, err = c.confirmation(); err != nil {
 		return err
 	}
 	return nil

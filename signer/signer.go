@@ -64,6 +64,16 @@ type Claims struct {
 	Scope     string    // "scope", space-separated
 	Audience  []string  // "aud": the resource the token is for
 	ExpiresAt time.Time // the opaque token's expiry; zero if it has none
+	// JKT and X5TS256 are the opaque token's binding ("cnf"."jkt", RFC
+	// 9449; "cnf"."x5t#S256", RFC 8705), copied into the JWT's "cnf" so
+	// the upstream sees what the gateway enforced; empty when unbound.
+	JKT, X5TS256 string
+}
+
+// confirmation is the "cnf" claim (RFC 7800).
+type confirmation struct {
+	JKT     string `json:"jkt,omitempty"`
+	X5TS256 string `json:"x5t#S256,omitempty"`
 }
 
 // New validates cfg and precomputes the JWT header and the JWKS. It does no
@@ -197,6 +207,8 @@ type payload struct {
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
 	JWTID    string `json:"jti"`
+	// Cnf is a pointer so an unbound token's JWT has no "cnf" at all.
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // Sign issues a JWT for c, valid until the earlier of now+lifetime and
@@ -230,10 +242,14 @@ func (s *Signer) Sign(c Claims) (string, time.Time, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", time.Time{}, err
 	}
-	body, err := json.Marshal(payload{
+	p := payload{
 		Issuer: s.issuer, Subject: sub, ClientID: c.ClientID, Audience: aud, Scope: c.Scope,
 		IssuedAt: now.Unix(), Expiry: exp.Unix(), JWTID: base64.RawURLEncoding.EncodeToString(id[:]),
-	})
+	}
+	if c.JKT != "" || c.X5TS256 != "" {
+		p.Cnf = &confirmation{JKT: c.JKT, X5TS256: c.X5TS256}
+	}
+	body, err := json.Marshal(p)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -164,3 +164,36 @@ func TestNewErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSignCarriesTheBinding: a bound token's JWT has "cnf" with the binding
+// the gateway enforced; an unbound token's has no "cnf".
+func TestSignCarriesTheBinding(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := New(Config{Issuer: "https://gw.example.com", Key: mustKey(t, ecKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := []string{"https://mcp.example.com/mcp"}
+	for _, c := range []struct {
+		claims Claims
+		want   string // the "cnf" member as JSON, "" for none
+	}{
+		{Claims{ClientID: "a", Audience: aud}, ""},
+		{Claims{ClientID: "a", Audience: aud, JKT: "jkt-1"}, `{"jkt":"jkt-1"}`},
+		{Claims{ClientID: "a", Audience: aud, X5TS256: "x5t-1"}, `{"x5t#S256":"x5t-1"}`},
+	} {
+		signed, _, err := s.Sign(c.claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(signed, ".")
+		raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(body["cnf"]); got != c.want {
+			t.Errorf("claims %+v: cnf %s, want %q", c.claims, got, c.want)
+		}
+	}
+}
