@@ -9,11 +9,29 @@ const (
 	bearerToken   credentials = iota // a syntactically valid bearer token
 	noCredentials                    // no header, or another scheme: 401 without error
 	badRequest                       // malformed: 400 invalid_request, the AS is not called
+	dpopToken                        // "DPoP <token>" (RFC 9449 §7.1); only parseAuthorizationDPoP says so
 )
 
 // parseAuthorization extracts the bearer token per RFC 6750 §2.1. Only the
 // header is read: never the body (that would consume it) nor the query.
 func parseAuthorization(h http.Header) (string, credentials) {
+	return parseScheme(h, "bearer", bearerToken)
+}
+
+// parseAuthorizationDPoP is parseAuthorization on a route that accepts
+// DPoP too: "DPoP <token>" is dpopToken, with the same token68 syntax
+// (RFC 9449 §7.1).
+func parseAuthorizationDPoP(h http.Header) (string, credentials) {
+	token, cred := parseScheme(h, "bearer", bearerToken)
+	if cred == noCredentials {
+		token, cred = parseScheme(h, "dpop", dpopToken)
+	}
+	return token, cred
+}
+
+// parseScheme extracts the credentials of one auth scheme (given in lower
+// case), returning kind when they are well formed.
+func parseScheme(h http.Header, scheme string, kind credentials) (string, credentials) {
 	values := h["Authorization"]
 	switch len(values) {
 	case 0:
@@ -26,7 +44,6 @@ func parseAuthorization(h http.Header) (string, credentials) {
 	if v == "" {
 		return "", noCredentials
 	}
-	const scheme = "bearer"
 	if len(v) < len(scheme) || !equalFoldASCII(v[:len(scheme)], scheme) {
 		return "", noCredentials
 	}
@@ -43,7 +60,7 @@ func parseAuthorization(h http.Header) (string, credentials) {
 	if !isB64Token(rest) {
 		return "", badRequest
 	}
-	return rest, bearerToken
+	return rest, kind
 }
 
 // isB64Token reports whether s matches

@@ -80,6 +80,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    scope_implies <broad> <narrow>...            # repeatable
 //	    max_body <size>
+//	    dpop {
+//	        required
+//	        algorithms <alg>...
+//	        max_age    <duration>
+//	        nonce
+//	        origin     <scheme://host[:port]>
+//	    }
+//	    mtls_bound
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -178,6 +186,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalScopeImplies(d)
 		case "max_body":
 			err = sizeArg(d, &h.MaxBody)
+		case "dpop":
+			h.DPoP = new(DPoPConfig)
+			err = h.DPoP.unmarshalCaddyfile(d)
+		case "mtls_bound":
+			err = flagArg(d, "mtls_bound", &h.MTLSBound)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"math"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -49,10 +50,26 @@ type entry struct {
 	active      bool
 	hasAudience bool // aud was present (even as "": that matches nothing)
 	checked     verdict
-	// fromFleet is set on entries read from the shared level: their
-	// loadedAt is another node's clock (see purgeMark).
-	fromFleet bool
+	// marks are bits that share one byte to keep the entry within
+	// cache.InlineValueBytes: see markFromFleet and markBound.
+	marks entryMarks
 }
+
+// entryMarks are an entry's flag bits.
+type entryMarks uint8
+
+const (
+	// markFromFleet is set on entries read from the shared level: their
+	// loadedAt is another node's clock (see purgeMark).
+	markFromFleet entryMarks = 1 << iota
+	// markBound marks a sender-constrained token (cnf.jkt, cnf.x5t#S256
+	// or token_type DPoP): every request, hits included, checks its
+	// binding (see checkBinding). Unbound tokens pay only this test.
+	markBound
+)
+
+func (e *entry) fromFleet() bool { return e.marks&markFromFleet != 0 }
+func (e *entry) bound() bool     { return e.marks&markBound != 0 }
 
 // entryExtras is the part of an entry a hit under its own policy does not
 // read.
@@ -71,6 +88,10 @@ type entryExtras struct {
 	// blockBytes is what the heap gave the entry's block: its length
 	// rounded up to the allocator's size class.
 	blockBytes int
+	// jkt and x5t are the token's binding (cnf.jkt, cnf.x5t#S256), and
+	// dpopType says the AS called it a DPoP token (token_type).
+	jkt, x5t string
+	dpopType bool
 }
 
 func (e *entry) scope() string    { return e.block[:e.scopeEnd] }
@@ -110,7 +131,8 @@ func newEntry(r *introspect.Result, p *policy, loadedAt time.Time) entry {
 		}
 	}
 	block, blockBytes := concat(r.Scope, aud, "Bearer ", r.JWT)
-	x := &entryExtras{userID: r.Subject, subject: r.Subject, clientID: r.ClientID, scope: block[:len(r.Scope)], moreAudience: moreAud, blockBytes: blockBytes}
+	x := &entryExtras{userID: r.Subject, subject: r.Subject, clientID: r.ClientID, scope: block[:len(r.Scope)], moreAudience: moreAud, blockBytes: blockBytes,
+		jkt: r.JKT, x5t: r.X5TS256, dpopType: strings.EqualFold(r.TokenType, "DPoP")}
 	if x.userID == "" {
 		x.userID = x.clientID
 	}
@@ -125,6 +147,9 @@ func newEntry(r *introspect.Result, p *policy, loadedAt time.Time) entry {
 		active:      true,
 		hasAudience: len(r.Audience) > 0,
 		checkedBy:   p.id,
+	}
+	if x.jkt != "" || x.x5t != "" || x.dpopType {
+		e.marks |= markBound
 	}
 	e.checked = p.check(&e)
 	return e
@@ -188,6 +213,7 @@ func (e entry) cost() int64 {
 	const stringHeader = int(unsafe.Sizeof(""))
 	n := e.extras.blockBytes + int(unsafe.Sizeof(entryExtras{}))
 	n += len(e.extras.userID) + len(e.extras.clientID) // may share bytes with the JWT; counted anyway
+	n += len(e.extras.jkt) + len(e.extras.x5t)
 	for _, a := range e.extras.moreAudience {
 		n += stringHeader + len(a)
 	}

@@ -14,12 +14,22 @@ import (
 // encrypted envelope): a version byte, flags, four Unix-nanosecond times,
 // then length-prefixed strings. Each node rebuilds an entry under its own
 // policy from it.
-const entryCodecVersion = 1
+//
+// Version 2 added the binding (cnf.jkt, cnf.x5t#S256, token_type DPoP).
+// Other versions are refused, not read: a version-1 entry cannot say
+// whether its token was bound, and reading it as unbound would let a node
+// accept a sender-constrained token as a bearer token.
+const entryCodecVersion = 2
 
 const (
 	flagActive = 1 << iota
 	flagHasAudience
+	flagDPoPType
 )
+
+// activeFixedStrings is how many strings an active entry has before its
+// extra audience values: scope, aud, JWT, sub, client_id, jkt, x5t#S256.
+const activeFixedStrings = 7
 
 var errEntryCodec = errors.New("shared cache: malformed entry")
 
@@ -29,7 +39,7 @@ func encodeEntry(e *entry, until time.Time) []byte {
 	var strs []string
 	if e.active {
 		x := e.extras
-		strs = append(strs, e.scope(), e.audience(), strings.TrimPrefix(e.header(), "Bearer "), x.subject, x.clientID)
+		strs = append(strs, e.scope(), e.audience(), strings.TrimPrefix(e.header(), "Bearer "), x.subject, x.clientID, x.jkt, x.x5t)
 		strs = append(strs, x.moreAudience...)
 	}
 	n := 2 + 4*8 + binary.MaxVarintLen64
@@ -43,6 +53,9 @@ func encodeEntry(e *entry, until time.Time) []byte {
 	}
 	if e.hasAudience {
 		flags |= flagHasAudience
+	}
+	if e.extras != nil && e.extras.dpopType {
+		flags |= flagDPoPType
 	}
 	b = append(b, entryCodecVersion, flags)
 	for _, t := range []int64{e.loadedAt, e.expiresAt, e.notBefore, until.UnixNano()} {
@@ -91,10 +104,10 @@ func decodeEntry(b []byte, p *policy) (entry, time.Time, error) {
 			return entry{}, time.Time{}, errEntryCodec
 		}
 		e := newEntry(&introspect.Result{}, p, loadedAt)
-		e.fromFleet = true
+		e.marks |= markFromFleet
 		return e, until, nil
 	}
-	if count < 5 || (flags&flagHasAudience == 0 && count != 5) {
+	if count < activeFixedStrings || (flags&flagHasAudience == 0 && count != activeFixedStrings) {
 		return entry{}, time.Time{}, errEntryCodec
 	}
 	r := &introspect.Result{
@@ -103,14 +116,19 @@ func decodeEntry(b []byte, p *policy) (entry, time.Time, error) {
 		JWT:       strs[2],
 		Subject:   strs[3],
 		ClientID:  strs[4],
+		JKT:       strs[5],
+		X5TS256:   strs[6],
 		ExpiresAt: timeOrZero(t[1], math.MaxInt64),
 		NotBefore: timeOrZero(t[2], math.MinInt64),
 	}
+	if flags&flagDPoPType != 0 {
+		r.TokenType = "DPoP"
+	}
 	if flags&flagHasAudience != 0 {
-		r.Audience = append([]string{strs[1]}, strs[5:]...)
+		r.Audience = append([]string{strs[1]}, strs[activeFixedStrings:]...)
 	}
 	e := newEntry(r, p, loadedAt)
-	e.fromFleet = true
+	e.marks |= markFromFleet
 	return e, until, nil
 }
 

@@ -76,7 +76,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.introspection, breakerStates, sharedCacheBreakerStates, sharedResults} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.introspection, breakerStates, sharedCacheBreakerStates, sharedResults, bindingRejections} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -185,6 +185,17 @@ type Handler struct {
 	// bodies are answered 413. Only with MCPOperations. Default: 1 MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// DPoP accepts DPoP-bound tokens (RFC 9449): "Authorization: DPoP
+	// <token>" with a DPoP proof, verified, and the proof key checked
+	// against the token's cnf.jkt on every request. Nil: only Bearer.
+	DPoP *DPoPConfig `json:"dpop,omitempty"`
+
+	// MTLSBound accepts certificate-bound tokens (RFC 8705): a token whose
+	// introspection has cnf["x5t#S256"] is accepted only on a TLS
+	// connection whose client certificate hashes to it. Without it, such
+	// tokens are refused (the gateway cannot enforce their binding).
+	MTLSBound bool `json:"mtls_bound,omitempty"`
+
 	client     *introspect.Client
 	exchanger  *introspect.Exchanger
 	signer     *signer.Signer
@@ -218,6 +229,27 @@ type Handler struct {
 	domain *purgeDomain
 	// mcp is the per-operation authorization; nil without mcp_operation.
 	mcp *mcpPolicy
+}
+
+// DPoPConfig configures DPoP (RFC 9449) at the gateway.
+type DPoPConfig struct {
+	// Required refuses Bearer tokens on this route: every request must be
+	// DPoP.
+	Required bool `json:"required,omitempty"`
+	// Algorithms are the JWS algorithms a proof may use. Default: ES256,
+	// EdDSA, PS256. Never none or HMAC.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// MaxAge is how old a proof's iat may be (the future side is
+	// leeway). Default: 60s.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+	// Nonce requires server-provided nonces (RFC 9449 §8): a proof
+	// without a valid one gets 401 use_dpop_nonce with a DPoP-Nonce
+	// header.
+	Nonce bool `json:"nonce,omitempty"`
+	// Origin is the scheme://host[:port] proofs name in htu, when Caddy
+	// sits behind a proxy; default the origin of resource. Never taken
+	// from Host or X-Forwarded-*.
+	Origin string `json:"origin,omitempty"`
 }
 
 // TokenExchangeConfig configures RFC 8693 token exchange: the opaque token

@@ -29,7 +29,7 @@ type purgeMark struct{ at, seen int64 }
 
 // covers reports whether the mark refuses e.
 func (m purgeMark) covers(e *entry) bool {
-	if e.fromFleet {
+	if e.fromFleet() {
 		return e.loadedAt < m.at
 	}
 	return e.loadedAt < min(m.at, m.seen)

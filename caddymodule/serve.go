@@ -79,6 +79,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if v == invalidToken {
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
 	}
+	if e.bound() && !h.checkBinding(r, &e, cred, "") {
+		countBindingRejection(reasonBindingMismatch)
+		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errBindingMismatch)
+	}
 	if h.mcp != nil && r.Method == http.MethodPost {
 		// The operation decides which scopes are needed: the body is read
 		// (and a scope refusal answered with all of them) only now that

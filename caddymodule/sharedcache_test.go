@@ -103,6 +103,9 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 			Subject: "alice", ClientID: "agent", ExpiresAt: time.Unix(1_700_003_600, 0), NotBefore: time.Unix(1_699_999_000, 0)},
 		{Active: true, Scope: "", JWT: "eyJh.eyJi.c2ln", ClientID: "agent"},
 		{Active: true, Audience: []string{}, JWT: "j"},
+		{Active: true, JWT: "j", ClientID: "agent", JKT: "jkt-1", TokenType: "DPoP", Audience: []string{"https://mcp/a", "https://mcp/b"}},
+		{Active: true, JWT: "j", ClientID: "agent", X5TS256: "x5t-1"},
+		{Active: true, JWT: "j", ClientID: "agent", TokenType: "DPoP"},
 		{Active: false},
 	} {
 		want := newEntry(r, p, loaded)
@@ -116,12 +119,13 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 		}
 		if got.active != want.active || got.expiresAt != want.expiresAt || got.notBefore != want.notBefore ||
 			got.loadedAt != want.loadedAt || got.block != want.block || got.hasAudience != want.hasAudience ||
-			got.checked != want.checked || got.checkedBy != want.checkedBy || !got.fromFleet {
+			got.checked != want.checked || got.checkedBy != want.checkedBy || !got.fromFleet() || got.bound() != want.bound() {
 			t.Errorf("round trip of %+v:\n got %+v\nwant %+v", r, got, want)
 		}
 		if want.extras != nil {
 			g, w := got.extras, want.extras
-			if g.userID != w.userID || g.subject != w.subject || g.clientID != w.clientID || !reflect.DeepEqual(g.moreAudience, w.moreAudience) {
+			if g.userID != w.userID || g.subject != w.subject || g.clientID != w.clientID || !reflect.DeepEqual(g.moreAudience, w.moreAudience) ||
+				g.jkt != w.jkt || g.x5t != w.x5t || g.dpopType != w.dpopType {
 				t.Errorf("extras of %+v:\n got %+v\nwant %+v", r, g, w)
 			}
 		}
@@ -133,9 +137,13 @@ func TestEntryCodecRefusesMalformed(t *testing.T) {
 	e := newEntry(&introspect.Result{Active: true, JWT: "j", Subject: "s", ClientID: "c"}, p, time.Now())
 	good := encodeEntry(&e, time.Now().Add(time.Minute))
 	bad := [][]byte{nil, {}, good[:10], good[:len(good)-1], append(append([]byte{}, good...), 0)}
-	wrongVersion := append([]byte{}, good...)
-	wrongVersion[0] = 9
-	bad = append(bad, wrongVersion)
+	// Version 1 (before bindings) is refused too: it cannot say whether
+	// its token was bound.
+	for _, v := range []byte{1, 9} {
+		wrongVersion := append([]byte{}, good...)
+		wrongVersion[0] = v
+		bad = append(bad, wrongVersion)
+	}
 	for _, b := range bad {
 		if _, _, err := decodeEntry(b, p); err == nil {
 			t.Errorf("decodeEntry(%q) accepted it", b)

@@ -6,14 +6,40 @@
 // token-exchange grant that swaps one of its opaque access tokens for an
 // RFC 9068 JWT access token for the resource.
 //
+// Sender-constrained access tokens, both off by default:
+//
+//   - DPoP (RFC 9449, oidc-provider features.dPoP): a client-credentials token
+//     request with a valid `DPoP` proof header gets an access token bound to
+//     the proof key (token_type "DPoP"); introspection answers
+//     cnf.jkt = the key's RFC 7638 thumbprint and token_type "DPoP". A client
+//     registered with dpop_bound_access_tokens: true must send a proof.
+//     Proof algorithms: oidc-provider's default ES256, Ed25519, EdDSA.
+//   - mTLS (RFC 8705, oidc-provider features.mTLS certificateBoundAccessTokens):
+//     the server speaks HTTPS and asks every client for a certificate (any
+//     certificate, none is verified); an access token issued to a client
+//     registered with tls_client_certificate_bound_access_tokens: true is
+//     bound to the certificate the token request came with (none: the request
+//     is refused), and introspection answers cnf["x5t#S256"] =
+//     base64url(SHA-256(certificate DER)). Such a client still authenticates
+//     with its secret or key (not tls_client_auth).
+//
 // Configuration, from the environment or from --name=value arguments (the
 // argument wins):
 //
-//	PORT              port on 127.0.0.1; 0 (default) picks a free one
-//	ISSUER            issuer identifier; default http://127.0.0.1:<port>
-//	CLIENTS           JSON array of client metadata (RFC 7591 names)
-//	RESOURCE          the resource indicator (RFC 8707) the gateway protects
-//	ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 300)
+//	PORT                port on 127.0.0.1; 0 (default) picks a free one
+//	ISSUER              issuer identifier; default http(s)://127.0.0.1:<port>
+//	CLIENTS             JSON array of client metadata (RFC 7591 names)
+//	RESOURCE            the resource indicator (RFC 8707) the gateway protects
+//	ACCESS_TOKEN_TTL    access-token lifetime in seconds (default 300)
+//	DPOP                1 enables DPoP; 0 or empty (default) disables it
+//	                    (oidc-provider's own default would enable it)
+//	DPOP_REQUIRE_NONCE  1 makes every DPoP proof carry a nonce from the server
+//	                    (error use_dpop_nonce + a DPoP-Nonce header otherwise);
+//	                    needs DPOP=1
+//	TLS_CERT, TLS_KEY   PEM server certificate (chain) and private key: serve
+//	                    HTTPS instead of HTTP; both or neither
+//	MTLS                1 asks for client certificates and enables
+//	                    certificate-bound access tokens; needs TLS_CERT
 //
 // When it listens it prints one line on stdout:
 //
@@ -22,6 +48,7 @@
 // and it exits with status 0 on SIGTERM or SIGINT.
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -49,6 +76,23 @@ function positiveInt(name, value, fallback) {
     throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+function flag(name, value) {
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new Error(`${name} must be 1 or 0, got ${JSON.stringify(value)}`);
+}
+
+// clientCertificate returns the PEM certificate the TLS client presented on
+// this request's connection, or undefined (features.mTLS.getCertificate).
+// Nothing verifies it: certificate-bound tokens need only its thumbprint.
+function clientCertificate(ctx) {
+  const { socket } = ctx.req;
+  if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+  const peer = socket.getPeerCertificate(false);
+  if (!peer?.raw) return undefined;
+  return new crypto.X509Certificate(peer.raw).toString();
 }
 
 // signingKey returns a fresh RS256 private JWK with an RFC 7638 thumbprint kid.
@@ -91,15 +135,47 @@ async function main() {
   if (!Array.isArray(clients)) {
     throw new Error('CLIENTS must be a JSON array of client metadata objects');
   }
+  const dPoP = flag('DPOP', env.DPOP);
+  const dPoPRequireNonce = flag('DPOP_REQUIRE_NONCE', env.DPOP_REQUIRE_NONCE);
+  if (dPoPRequireNonce && !dPoP) {
+    throw new Error('DPOP_REQUIRE_NONCE=1 needs DPOP=1');
+  }
+  const tls = Boolean(env.TLS_CERT || env.TLS_KEY);
+  if (tls && !(env.TLS_CERT && env.TLS_KEY)) {
+    throw new Error('TLS_CERT and TLS_KEY go together');
+  }
+  const mTLS = flag('MTLS', env.MTLS);
+  if (mTLS && !tls) {
+    throw new Error('MTLS=1 needs TLS_CERT and TLS_KEY');
+  }
+  // oidc-provider drops client metadata of a disabled feature without a
+  // word; a test that registers it means to use the feature.
+  for (const c of clients) {
+    if (c?.dpop_bound_access_tokens && !dPoP) {
+      throw new Error(`client ${c.client_id}: dpop_bound_access_tokens needs DPOP=1`);
+    }
+    if (c?.tls_client_certificate_bound_access_tokens && !mTLS) {
+      throw new Error(`client ${c.client_id}: tls_client_certificate_bound_access_tokens needs MTLS=1`);
+    }
+  }
 
   // Listen first: the issuer is not known before the port is.
-  const server = http.createServer();
+  const server = tls
+    ? https.createServer({
+      cert: env.TLS_CERT,
+      key: env.TLS_KEY,
+      // Ask for a client certificate, accept any (or none): oidc-provider
+      // binds tokens to it, nothing here authenticates with it.
+      requestCert: mTLS,
+      rejectUnauthorized: false,
+    })
+    : http.createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);
   });
   const actualPort = server.address().port;
-  const issuer = env.ISSUER || `http://127.0.0.1:${actualPort}`;
+  const issuer = env.ISSUER || `${tls ? 'https' : 'http'}://127.0.0.1:${actualPort}`;
 
   const resourceServerInfo = (identifier) => ({
     scope: RESOURCE_SCOPE,
@@ -119,6 +195,20 @@ async function main() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      dPoP: {
+        enabled: dPoP,
+        // A nonce secret must be a 32-byte Buffer; with one, the server
+        // also answers a stale proof iat with use_dpop_nonce.
+        ...(dPoPRequireNonce ? {
+          nonceSecret: crypto.randomBytes(32),
+          requireNonce: () => true,
+        } : {}),
+      },
+      mTLS: {
+        enabled: mTLS,
+        certificateBoundAccessTokens: mTLS,
+        getCertificate: clientCertificate,
+      },
       introspection: {
         enabled: true,
         // Any authenticated confidential client (the gateway) may introspect.
@@ -267,6 +357,13 @@ async function main() {
 
   provider.on('server_error', (ctx, err) => {
     console.error('server_error', ctx.method, ctx.path, err);
+  });
+  // The token endpoint's error_description hides why a grant failed (e.g.
+  // "grant request is invalid" for a missing DPoP proof or client
+  // certificate, or a replayed proof); the Go launcher shows this output
+  // when a test fails.
+  provider.on('grant.error', (ctx, err) => {
+    console.error('grant.error', err.error, err.error_description, err.error_detail ?? '');
   });
 
   server.on('request', provider.callback());

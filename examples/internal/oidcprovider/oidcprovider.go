@@ -19,6 +19,30 @@
 // token_endpoint_auth_method "private_key_jwt", and the assertion's aud must be
 // the issuer, the token endpoint or the URL of the endpoint being called.
 //
+// Sender-constrained access tokens (both off by default):
+//
+//   - [Options.DPoP] (RFC 9449): a client-credentials token request with a
+//     valid DPoP proof header (typ dpop+jwt, alg ES256, Ed25519 or EdDSA, jwk
+//     header, claims jti, htm "POST", htu [Provider.TokenURL], iat) gets an
+//     access token with token_type "DPoP", bound to the proof key; JSON and
+//     RFC 9701 introspection answer token_type "DPoP" and cnf {"jkt": RFC 7638
+//     SHA-256 thumbprint of the key}. A client registered with
+//     "dpop_bound_access_tokens": true gets invalid_grant without a proof.
+//     Proof jti values are single-use per client.
+//   - [Options.MTLS] (RFC 8705): the server speaks HTTPS with a certificate
+//     from a CA made for it ([Provider.RootCAs], [Provider.RootCAPEM]) and
+//     asks clients for a certificate, accepting any. A token issued to a
+//     client registered with "tls_client_certificate_bound_access_tokens":
+//     true is bound to the certificate the token request came with
+//     (invalid_grant without one); introspection answers token_type "Bearer"
+//     and cnf {"x5t#S256": base64url(SHA-256(certificate DER))}. Such a
+//     client still authenticates with client_secret_basic/post or
+//     private_key_jwt. Talk to the server with [Provider.HTTPClient];
+//     [ClientCertificate] makes a client certificate.
+//
+// A token is bound by one mechanism at most: a DPoP proof sent by a client
+// registered for certificate-bound tokens is refused.
+//
 // Node.js and npm must be installed. When examples/oidc-provider/node_modules
 // is missing or does not hold the versions package.json pins, Start runs
 // `npm ci` there (CI runs `npm ci --prefix examples/oidc-provider` first); a
@@ -28,11 +52,20 @@ package oidcprovider
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -75,17 +108,49 @@ type Options struct {
 	// AccessTokenTTL is the access-token lifetime, whole seconds (rounded up);
 	// zero means the server default, 300s.
 	AccessTokenTTL time.Duration
+	// DPoP enables DPoP (RFC 9449, oidc-provider features.dPoP): a token
+	// request with a DPoP proof gets a DPoP-bound access token, and clients
+	// may be registered with "dpop_bound_access_tokens": true. When false,
+	// the feature is off: a DPoP header is ignored and the token is a
+	// Bearer token, discovery has no dpop_signing_alg_values_supported, and
+	// registering dpop_bound_access_tokens fails the start.
+	DPoP bool
+	// DPoPRequireNonce (needs DPoP) makes the server require a nonce of its
+	// own in every DPoP proof: a proof without one, or with a stale or
+	// unknown one, is answered HTTP 400 {"error":"use_dpop_nonce"} with a
+	// fresh nonce in the DPoP-Nonce response header; a retry with that nonce
+	// in the proof's "nonce" claim succeeds. Successful responses carry a
+	// DPoP-Nonce header too when the nonce has rotated.
+	DPoPRequireNonce bool
+	// MTLS serves HTTPS instead of HTTP (Issuer and all endpoints become
+	// https://127.0.0.1:PORT), requests a client certificate on every
+	// connection (any certificate, or none, is accepted) and enables
+	// certificate-bound access tokens (RFC 8705, oidc-provider features.mTLS
+	// certificateBoundAccessTokens) for clients registered with
+	// "tls_client_certificate_bound_access_tokens": true. Use
+	// [Provider.HTTPClient] or [Provider.TLSClientConfig] to reach it.
+	MTLS bool
 }
 
 // Provider is a running server.
 type Provider struct {
-	// Issuer is the issuer identifier, http://127.0.0.1:PORT.
+	// Issuer is the issuer identifier, http://127.0.0.1:PORT
+	// (https://127.0.0.1:PORT with Options.MTLS).
 	Issuer string
 	// Discovery is the parsed /.well-known/openid-configuration document.
 	Discovery map[string]any
 	// TokenURL, IntrospectionURL, RevocationURL and JWKSURL come from
 	// Discovery.
 	TokenURL, IntrospectionURL, RevocationURL, JWKSURL string
+	// RootCAs holds the CA certificate that issued the server's TLS
+	// certificate (for 127.0.0.1, ::1 and localhost); nil unless
+	// Options.MTLS.
+	RootCAs *x509.CertPool
+	// RootCAPEM is that CA certificate, PEM-encoded, e.g. for a gateway's
+	// trusted-CA file; nil unless Options.MTLS.
+	RootCAPEM []byte
+
+	client *http.Client // for the launcher's own requests
 }
 
 // ready is the JSON after "READY " on the server's stdout.
@@ -98,6 +163,32 @@ type ready struct {
 var httpClient = &http.Client{
 	Timeout:   10 * time.Second,
 	Transport: &http.Transport{Proxy: nil},
+}
+
+// TLSClientConfig returns a new TLS client configuration that trusts the
+// server's certificate (RootCAs; the system roots when it is nil) and
+// presents certs, e.g. one from [ClientCertificate] for certificate-bound
+// tokens. With no certs the client sends no certificate.
+func (p *Provider) TLSClientConfig(certs ...tls.Certificate) *tls.Config {
+	return &tls.Config{
+		RootCAs:      p.RootCAs,
+		Certificates: certs,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// HTTPClient returns a new HTTP client for the server: no proxy, a 10 s
+// timeout, and for an HTTPS server [Provider.TLSClientConfig](certs...).
+// Connections are not shared with other clients, so each client presents
+// its own certificate.
+func (p *Provider) HTTPClient(certs ...tls.Certificate) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			Proxy:           nil,
+			TLSClientConfig: p.TLSClientConfig(certs...),
+		},
+	}
 }
 
 // Dir is examples/oidc-provider, found from this source file.
@@ -137,7 +228,29 @@ func Start(t testing.TB, opts Options) *Provider {
 		"CLIENTS="+string(clientsJSON),
 		"RESOURCE="+opts.Resource,
 		"ACCESS_TOKEN_TTL=",
+		"DPOP="+flag(opts.DPoP),
+		"DPOP_REQUIRE_NONCE="+flag(opts.DPoPRequireNonce),
+		"MTLS="+flag(opts.MTLS),
+		"TLS_CERT=",
+		"TLS_KEY=",
 	)
+	if opts.DPoPRequireNonce && !opts.DPoP {
+		t.Fatal("oidcprovider: Options.DPoPRequireNonce needs Options.DPoP")
+	}
+	p := &Provider{}
+	if opts.MTLS {
+		caPEM, certPEM, keyPEM := serverCertificate(t)
+		p.RootCAPEM = caPEM
+		p.RootCAs = x509.NewCertPool()
+		if !p.RootCAs.AppendCertsFromPEM(caPEM) {
+			t.Fatal("oidcprovider: the generated CA certificate does not parse")
+		}
+		env = append(env, "TLS_CERT="+string(certPEM), "TLS_KEY="+string(keyPEM))
+	}
+	p.client = httpClient
+	if opts.MTLS {
+		p.client = p.HTTPClient()
+	}
 	if opts.AccessTokenTTL < 0 {
 		t.Fatalf("oidcprovider: negative AccessTokenTTL %v", opts.AccessTokenTTL)
 	}
@@ -184,7 +297,7 @@ func Start(t testing.TB, opts Options) *Provider {
 		t.Fatalf("oidcprovider: bad readiness line %q: %v", line, err)
 	}
 
-	p := &Provider{Issuer: r.Issuer}
+	p.Issuer = r.Issuer
 	p.Discovery = p.discovery(t)
 	if iss, _ := p.Discovery["issuer"].(string); iss != p.Issuer {
 		t.Fatalf("oidcprovider: discovery issuer %q, want %q", iss, p.Issuer)
@@ -207,7 +320,7 @@ func Start(t testing.TB, opts Options) *Provider {
 func (p *Provider) discovery(t testing.TB) map[string]any {
 	t.Helper()
 	u := p.Issuer + "/.well-known/openid-configuration"
-	resp, err := httpClient.Get(u)
+	resp, err := p.client.Get(u)
 	if err != nil {
 		t.Fatalf("oidcprovider: GET %s: %v", u, err)
 	}
@@ -270,7 +383,7 @@ func (p *Provider) postForm(t testing.TB, u, clientID, secret string, form url.V
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
-	resp, err := httpClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		t.Fatalf("oidcprovider: POST %s: %v", u, err)
 	}
@@ -280,6 +393,102 @@ func (p *Provider) postForm(t testing.TB, u, clientID, secret string, form url.V
 		t.Fatalf("oidcprovider: POST %s: reading the response: %v", u, err)
 	}
 	return resp.StatusCode, body
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// certLifetime is how long generated certificates are valid (from an hour
+// ago, against clock skew).
+const certLifetime = 24 * time.Hour
+
+// newCertificate creates a certificate for key, signed by parent/parentKey
+// (self-signed when parent is nil), and returns its DER.
+func newCertificate(t testing.TB, tmpl *x509.Certificate, key *ecdsa.PrivateKey, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		t.Fatalf("oidcprovider: %v", err)
+	}
+	now := time.Now()
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = now.Add(-time.Hour)
+	tmpl.NotAfter = now.Add(certLifetime)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatalf("oidcprovider: creating a certificate: %v", err)
+	}
+	return der
+}
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("oidcprovider: %v", err)
+	}
+	return key
+}
+
+// serverCertificate makes a CA and a server certificate it issues for
+// 127.0.0.1, ::1 and localhost, and returns the CA certificate, the server
+// certificate and the server key, PEM-encoded.
+func serverCertificate(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey := newKey(t)
+	caTmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "oidc-provider test CA"},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER := newCertificate(t, caTmpl, caKey, nil, nil)
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatalf("oidcprovider: %v", err)
+	}
+	key := newKey(t)
+	der := newCertificate(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:    []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, key, ca, caKey)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("oidcprovider: %v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+// ClientCertificate returns a new self-signed ECDSA P-256 TLS client
+// certificate for commonName, valid from an hour ago for a day, with its
+// private key and Leaf set. The server accepts any client certificate;
+// a token bound to this one introspects with cnf["x5t#S256"] =
+// base64url(SHA-256(Certificate[0])).
+func ClientCertificate(t testing.TB, commonName string) tls.Certificate {
+	t.Helper()
+	key := newKey(t)
+	der := newCertificate(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: commonName},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, key, nil, nil)
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("oidcprovider: %v", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
 var installMu sync.Mutex

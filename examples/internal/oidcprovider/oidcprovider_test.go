@@ -2,14 +2,23 @@ package oidcprovider
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -49,7 +58,9 @@ type fixture struct {
 	clientKey jwk.Key // keyGateway's private key
 }
 
-func start(t *testing.T) *fixture {
+// start runs the server with the clients above; each mod may change the
+// options (enable features, add clients) before the start.
+func start(t *testing.T, mods ...func(*Options)) *fixture {
 	t.Helper()
 	raw, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -74,7 +85,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 
-	p := Start(t, Options{
+	opts := Options{
 		Resource:       resource,
 		AccessTokenTTL: ttl,
 		Clients: []map[string]any{
@@ -99,8 +110,12 @@ func start(t *testing.T) *fixture {
 				"grant_types":                []string{grantTokenExchange},
 			},
 		},
-	})
-	set, err := jwk.Fetch(context.Background(), p.JWKSURL, jwk.WithHTTPClient(httpClient))
+	}
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	p := Start(t, opts)
+	set, err := jwk.Fetch(context.Background(), p.JWKSURL, jwk.WithHTTPClient(p.client))
 	if err != nil {
 		t.Fatalf("fetching %s: %v", p.JWKSURL, err)
 	}
@@ -110,6 +125,7 @@ func start(t *testing.T) *fixture {
 type response struct {
 	status      int
 	contentType string // media type only
+	header      http.Header
 	body        []byte
 }
 
@@ -177,6 +193,13 @@ func randomID(t *testing.T) string {
 
 func (f *fixture) do(t *testing.T, endpoint string, a auth, accept string, form url.Values) response {
 	t.Helper()
+	return f.send(t, f.client, endpoint, a, http.Header{"Accept": {accept}}, form)
+}
+
+// send POSTs form to endpoint with client, authenticating with a; header
+// values that are empty strings are not sent.
+func (f *fixture) send(t *testing.T, client *http.Client, endpoint string, a auth, header http.Header, form url.Values) response {
+	t.Helper()
 	if form == nil {
 		form = url.Values{}
 	}
@@ -187,10 +210,14 @@ func (f *fixture) do(t *testing.T, endpoint string, a auth, accept string, form 
 	a(req, form)
 	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	for k, vs := range header {
+		for _, v := range vs {
+			if v != "" {
+				req.Header.Add(k, v)
+			}
+		}
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +227,7 @@ func (f *fixture) do(t *testing.T, endpoint string, a auth, accept string, form 
 		t.Fatal(err)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return response{status: resp.StatusCode, contentType: mt, body: body}
+	return response{status: resp.StatusCode, contentType: mt, header: resp.Header, body: body}
 }
 
 func (f *fixture) introspect(t *testing.T, a auth, accept, token string) response {
@@ -564,4 +591,387 @@ func TestRevokedTokenIsInactive(t *testing.T) {
 	// Only the owning client may revoke.
 	other := f.ClientCredentialsToken(t, mcpClient, mcpSecret, scope, resource)
 	wantError(t, f.do(t, f.RevocationURL, basic(gateway, gatewaySecret), "", url.Values{"token": {other}}), 400, "invalid_request")
+}
+
+// ---------------------------------------------------------------------------
+// Sender-constrained tokens: DPoP (RFC 9449) and mTLS (RFC 8705)
+
+const (
+	dpopClient   = "dpop-client" // registered with dpop_bound_access_tokens
+	dpopSecret   = "dpop-client-secret"
+	certClient   = "cert-client" // registered with tls_client_certificate_bound_access_tokens
+	certSecret   = "cert-client-secret"
+	useDPoPNonce = "use_dpop_nonce"
+)
+
+// dpopKey is a DPoP proof key.
+type dpopKey struct {
+	alg       jwa.SignatureAlgorithm
+	priv, pub jwk.Key
+}
+
+func newDPoPKey(t *testing.T, alg jwa.SignatureAlgorithm) dpopKey {
+	t.Helper()
+	var raw any
+	var err error
+	switch alg {
+	case jwa.ES256:
+		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jwa.EdDSA:
+		_, raw, err = ed25519.GenerateKey(rand.Reader)
+	case jwa.RS256:
+		raw, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		t.Fatalf("no key for %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := priv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dpopKey{alg: alg, priv: priv, pub: pub}
+}
+
+// thumbprint is the key's RFC 7638 SHA-256 thumbprint, base64url without
+// padding: the cnf.jkt of a token bound to it.
+func (k dpopKey) thumbprint(t *testing.T) string {
+	t.Helper()
+	b, err := k.pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// proof returns a DPoP proof JWT (RFC 9449 §4.2): header typ dpop+jwt, alg,
+// jwk = the public key; claims jti, htm, htu, iat. edit, when not nil, may
+// change the claims and the header before signing.
+func (k dpopKey) proof(t *testing.T, htm, htu string, edit func(jwt.Token, jws.Headers)) string {
+	t.Helper()
+	tok, err := jwt.NewBuilder().
+		JwtID(randomID(t)).
+		IssuedAt(time.Now()).
+		Claim("htm", htm).
+		Claim("htu", htu).
+		Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.TypeKey, "dpop+jwt")
+	_ = hdr.Set(jws.JWKKey, k.pub)
+	if edit != nil {
+		edit(tok, hdr)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(k.alg, k.priv, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// tokenRequest asks for a client-credentials token for the resource with
+// client (which may present a TLS certificate), sending proof as the DPoP
+// header when it is not empty.
+func (f *fixture) tokenRequest(t *testing.T, client *http.Client, a auth, proof string) response {
+	t.Helper()
+	return f.send(t, client, f.TokenURL, a,
+		http.Header{"Accept": {"application/json"}, "Dpop": {proof}},
+		url.Values{"grant_type": {"client_credentials"}, "scope": {scope}, "resource": {resource}})
+}
+
+// accessToken checks a successful token response and returns its opaque
+// access token.
+func accessToken(t *testing.T, r response, tokenType string) string {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("token request: HTTP %d: %s", r.status, r.body)
+	}
+	m := r.json(t)
+	wantString(t, m, "token_type", tokenType)
+	wantString(t, m, "scope", scope)
+	at, _ := m["access_token"].(string)
+	if at == "" || strings.Contains(at, ".") {
+		t.Fatalf("access_token %q, want an opaque token", at)
+	}
+	return at
+}
+
+// checkIntrospection checks an active introspection answer (JSON, or the
+// token_introspection of an RFC 9701 JWT) for a client-credentials token of
+// clientID for the resource: token_type, and cnf exactly (nil: absent).
+func checkIntrospection(t *testing.T, m map[string]any, issuer, clientID, tokenType string, cnf map[string]any) {
+	t.Helper()
+	if m["active"] != true {
+		t.Fatalf("active = %#v, want true (in %v)", m["active"], m)
+	}
+	wantString(t, m, "aud", resource)
+	wantString(t, m, "client_id", clientID)
+	wantString(t, m, "scope", scope)
+	wantString(t, m, "iss", issuer)
+	wantString(t, m, "token_type", tokenType)
+	got, present := m["cnf"]
+	switch {
+	case cnf == nil && present:
+		t.Errorf("cnf = %#v, want it absent for an unbound token", got)
+	case cnf != nil && !reflect.DeepEqual(got, cnf):
+		t.Errorf("cnf = %#v, want %#v", got, cnf)
+	}
+}
+
+// introspectBoth introspects token as the gateway as JSON and as an RFC 9701
+// JWT, and checks both answers with checkIntrospection. It returns the JSON
+// body.
+func (f *fixture) introspectBoth(t *testing.T, token, clientID, tokenType string, cnf map[string]any) []byte {
+	t.Helper()
+	r := f.introspect(t, basic(gateway, gatewaySecret), "application/json", token)
+	if r.status != http.StatusOK {
+		t.Fatalf("introspection: HTTP %d: %s", r.status, r.body)
+	}
+	checkIntrospection(t, r.json(t), f.Issuer, clientID, tokenType, cnf)
+
+	rj := f.introspect(t, basic(gateway, gatewaySecret), mediaIntrospectJWT, token)
+	if rj.status != http.StatusOK || rj.contentType != mediaIntrospectJWT {
+		t.Fatalf("JWT introspection: HTTP %d %q: %s", rj.status, rj.contentType, rj.body)
+	}
+	parsed, err := jwt.Parse(rj.body, jwt.WithKeySet(f.jwks), jwt.WithIssuer(f.Issuer), jwt.WithAudience(gateway))
+	if err != nil {
+		t.Fatalf("introspection JWT: %v", err)
+	}
+	ti, ok := parsed.PrivateClaims()["token_introspection"].(map[string]any)
+	if !ok {
+		t.Fatalf("no token_introspection object in %v", parsed.PrivateClaims())
+	}
+	checkIntrospection(t, ti, f.Issuer, clientID, tokenType, cnf)
+	return r.body
+}
+
+func withDPoPClient(o *Options) {
+	o.Clients = append(o.Clients, map[string]any{
+		"client_id": dpopClient, "client_secret": dpopSecret,
+		"grant_types":              []string{"client_credentials"},
+		"dpop_bound_access_tokens": true,
+	})
+}
+
+func TestDPoPOffByDefault(t *testing.T) {
+	f := start(t)
+	if v, ok := f.Discovery["dpop_signing_alg_values_supported"]; ok {
+		t.Errorf("discovery has dpop_signing_alg_values_supported %v with DPoP off", v)
+	}
+	// A proof is ignored: the token is a Bearer token.
+	k := newDPoPKey(t, jwa.ES256)
+	tok := accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), k.proof(t, "POST", f.TokenURL, nil)), "Bearer")
+	f.introspectBoth(t, tok, mcpClient, "Bearer", nil)
+}
+
+func TestDPoP(t *testing.T) {
+	f := start(t, func(o *Options) { o.DPoP = true }, withDPoPClient)
+	algs, _ := f.Discovery["dpop_signing_alg_values_supported"].([]any)
+	for _, want := range []string{"ES256", "EdDSA"} {
+		if !slices.Contains(algs, any(want)) {
+			t.Errorf("dpop_signing_alg_values_supported %v lacks %s", algs, want)
+		}
+	}
+
+	for _, alg := range []jwa.SignatureAlgorithm{jwa.ES256, jwa.EdDSA} {
+		for _, c := range []struct{ id, secret string }{{mcpClient, mcpSecret}, {dpopClient, dpopSecret}} {
+			t.Run(alg.String()+"/"+c.id, func(t *testing.T) {
+				k := newDPoPKey(t, alg)
+				r := f.tokenRequest(t, f.client, basic(c.id, c.secret), k.proof(t, "POST", f.TokenURL, nil))
+				tok := accessToken(t, r, "DPoP")
+				if n := r.header.Get("DPoP-Nonce"); n != "" {
+					t.Errorf("DPoP-Nonce %q without DPoPRequireNonce", n)
+				}
+				body := f.introspectBoth(t, tok, c.id, "DPoP", map[string]any{"jkt": k.thumbprint(t)})
+				t.Logf("introspection: %s", body)
+			})
+		}
+	}
+
+	t.Run("no proof, DPoP optional", func(t *testing.T) {
+		tok := accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), ""), "Bearer")
+		f.introspectBoth(t, tok, mcpClient, "Bearer", nil)
+		// The launcher's helper still gets Bearer tokens.
+		checkActive(t, f.introspect(t, basic(gateway, gatewaySecret), "",
+			f.ClientCredentialsToken(t, mcpClient, mcpSecret, scope, resource)).json(t), f.Issuer)
+	})
+	t.Run("no proof, dpop_bound_access_tokens", func(t *testing.T) {
+		wantError(t, f.tokenRequest(t, f.client, basic(dpopClient, dpopSecret), ""), http.StatusBadRequest, "invalid_grant")
+	})
+	t.Run("replayed proof", func(t *testing.T) {
+		proof := newDPoPKey(t, jwa.ES256).proof(t, "POST", f.TokenURL, nil)
+		accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), proof), "DPoP")
+		wantError(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), proof), http.StatusBadRequest, "invalid_grant")
+	})
+
+	es := newDPoPKey(t, jwa.ES256)
+	other := newDPoPKey(t, jwa.ES256)
+	for _, tc := range []struct {
+		name  string
+		proof string
+	}{
+		{"htu of another endpoint", es.proof(t, "POST", f.IntrospectionURL, nil)},
+		{"htm GET", es.proof(t, "GET", f.TokenURL, nil)},
+		{"RS256 (not in dpop_signing_alg_values_supported)", newDPoPKey(t, jwa.RS256).proof(t, "POST", f.TokenURL, nil)},
+		{"typ JWT", es.proof(t, "POST", f.TokenURL, func(_ jwt.Token, h jws.Headers) { _ = h.Set(jws.TypeKey, "JWT") })},
+		{"no jwk header", es.proof(t, "POST", f.TokenURL, func(_ jwt.Token, h jws.Headers) { _ = h.Remove(jws.JWKKey) })},
+		{"jwk of another key", es.proof(t, "POST", f.TokenURL, func(_ jwt.Token, h jws.Headers) { _ = h.Set(jws.JWKKey, other.pub) })},
+		{"no jti", es.proof(t, "POST", f.TokenURL, func(tok jwt.Token, _ jws.Headers) { _ = tok.Remove(jwt.JwtIDKey) })},
+		{"stale iat", es.proof(t, "POST", f.TokenURL, func(tok jwt.Token, _ jws.Headers) {
+			_ = tok.Set(jwt.IssuedAtKey, time.Now().Add(-10*time.Minute))
+		})},
+		{"nonce without nonce support", es.proof(t, "POST", f.TokenURL, func(tok jwt.Token, _ jws.Headers) { _ = tok.Set("nonce", "n-1") })},
+		{"not a JWT", "not-a-proof"},
+	} {
+		t.Run("invalid proof: "+tc.name, func(t *testing.T) {
+			wantError(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), tc.proof), http.StatusBadRequest, "invalid_dpop_proof")
+		})
+	}
+
+	t.Run("revoked DPoP token is inactive", func(t *testing.T) {
+		tok := accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), es.proof(t, "POST", f.TokenURL, nil)), "DPoP")
+		f.Revoke(t, mcpClient, mcpSecret, tok)
+		if m := f.introspect(t, basic(gateway, gatewaySecret), "", tok).json(t); len(m) != 1 || m["active"] != false {
+			t.Errorf("got %v, want {active:false}", m)
+		}
+	})
+	t.Run("DPoP-bound subject token is not exchanged", func(t *testing.T) {
+		tok := accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), es.proof(t, "POST", f.TokenURL, nil)), "DPoP")
+		wantError(t, f.exchange(t, basic(gateway, gatewaySecret), url.Values{"subject_token": {tok}, "resource": {resource}}), 400, "invalid_request")
+	})
+}
+
+func TestDPoPRequireNonce(t *testing.T) {
+	f := start(t, func(o *Options) { o.DPoP = true; o.DPoPRequireNonce = true }, withDPoPClient)
+	k := newDPoPKey(t, jwa.ES256)
+	withNonce := func(n string) func(jwt.Token, jws.Headers) {
+		return func(tok jwt.Token, _ jws.Headers) { _ = tok.Set("nonce", n) }
+	}
+
+	// RFC 9449 §8: the first proof has no nonce; the answer is
+	// use_dpop_nonce with one in the DPoP-Nonce header.
+	r := f.tokenRequest(t, f.client, basic(dpopClient, dpopSecret), k.proof(t, "POST", f.TokenURL, nil))
+	wantError(t, r, http.StatusBadRequest, useDPoPNonce)
+	nonce := r.header.Get("DPoP-Nonce")
+	if nonce == "" {
+		t.Fatalf("no DPoP-Nonce header on use_dpop_nonce (headers %v)", r.header)
+	}
+	t.Logf("use_dpop_nonce answer: %s; DPoP-Nonce %q; WWW-Authenticate %q", r.body, nonce, r.header.Get("WWW-Authenticate"))
+
+	// The retry with the nonce succeeds.
+	r = f.tokenRequest(t, f.client, basic(dpopClient, dpopSecret), k.proof(t, "POST", f.TokenURL, withNonce(nonce)))
+	tok := accessToken(t, r, "DPoP")
+	t.Logf("success: DPoP-Nonce %q", r.header.Get("DPoP-Nonce"))
+	body := f.introspectBoth(t, tok, dpopClient, "DPoP", map[string]any{"jkt": k.thumbprint(t)})
+	t.Logf("introspection: %s", body)
+
+	t.Run("nonce is reusable within its window", func(t *testing.T) {
+		// Nonces are stateless (time-window HMACs), not single-use: only the
+		// proof's jti must be new.
+		accessToken(t, f.tokenRequest(t, f.client, basic(dpopClient, dpopSecret), k.proof(t, "POST", f.TokenURL, withNonce(nonce))), "DPoP")
+	})
+	t.Run("unknown nonce", func(t *testing.T) {
+		r := f.tokenRequest(t, f.client, basic(dpopClient, dpopSecret), k.proof(t, "POST", f.TokenURL, withNonce("bogus")))
+		wantError(t, r, http.StatusBadRequest, useDPoPNonce)
+		if r.header.Get("DPoP-Nonce") == "" {
+			t.Error("no DPoP-Nonce header")
+		}
+	})
+	t.Run("no proof, DPoP optional", func(t *testing.T) {
+		// The nonce concerns proofs only: a client without
+		// dpop_bound_access_tokens still gets a Bearer token without one.
+		accessToken(t, f.tokenRequest(t, f.client, basic(mcpClient, mcpSecret), ""), "Bearer")
+	})
+}
+
+// certThumbprint is base64url(SHA-256(DER)) of cert's leaf: the
+// cnf["x5t#S256"] of a token bound to it.
+func certThumbprint(cert tls.Certificate) string {
+	sum := sha256.Sum256(cert.Certificate[0])
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func TestMTLS(t *testing.T) {
+	f := start(t, func(o *Options) {
+		o.MTLS = true
+		o.DPoP = true
+		o.Clients = append(o.Clients, map[string]any{
+			"client_id": certClient, "client_secret": certSecret,
+			"grant_types": []string{"client_credentials"},
+			"tls_client_certificate_bound_access_tokens": true,
+		})
+	})
+	if !strings.HasPrefix(f.Issuer, "https://127.0.0.1:") || !strings.HasPrefix(f.TokenURL, f.Issuer+"/") {
+		t.Errorf("issuer %q, token endpoint %q: want https://127.0.0.1:PORT", f.Issuer, f.TokenURL)
+	}
+	if f.Discovery["tls_client_certificate_bound_access_tokens"] != true {
+		t.Errorf("discovery tls_client_certificate_bound_access_tokens = %#v, want true", f.Discovery["tls_client_certificate_bound_access_tokens"])
+	}
+	if block, _ := pem.Decode(f.RootCAPEM); block == nil || block.Type != "CERTIFICATE" {
+		t.Errorf("RootCAPEM is not a PEM certificate: %q", f.RootCAPEM)
+	}
+	if _, err := httpClient.Get(f.JWKSURL); err == nil {
+		t.Error("a client without RootCAs trusts the server")
+	}
+
+	certA := ClientCertificate(t, "client A")
+	certB := ClientCertificate(t, "client B")
+	clientA, clientB := f.HTTPClient(certA), f.HTTPClient(certB)
+	if certThumbprint(certA) == certThumbprint(certB) {
+		t.Fatal("two client certificates with one thumbprint")
+	}
+
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		auth   auth
+		cert   tls.Certificate
+	}{
+		{"cert A, client_secret_basic", clientA, basic(certClient, certSecret), certA},
+		{"cert A, client_secret_post", clientA, post(certClient, certSecret), certA},
+		{"cert B", clientB, basic(certClient, certSecret), certB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := accessToken(t, f.tokenRequest(t, tc.client, tc.auth, ""), "Bearer")
+			// The gateway introspects without a client certificate.
+			body := f.introspectBoth(t, tok, certClient, "Bearer", map[string]any{"x5t#S256": certThumbprint(tc.cert)})
+			t.Logf("introspection: %s", body)
+		})
+	}
+	t.Run("no client certificate", func(t *testing.T) {
+		wantError(t, f.tokenRequest(t, f.client, basic(certClient, certSecret), ""), http.StatusBadRequest, "invalid_grant")
+	})
+	t.Run("client not registered for bound tokens", func(t *testing.T) {
+		tok := accessToken(t, f.tokenRequest(t, clientA, basic(mcpClient, mcpSecret), ""), "Bearer")
+		f.introspectBoth(t, tok, mcpClient, "Bearer", nil)
+	})
+	t.Run("DPoP over HTTPS", func(t *testing.T) {
+		k := newDPoPKey(t, jwa.ES256)
+		tok := accessToken(t, f.tokenRequest(t, clientA, basic(mcpClient, mcpSecret), k.proof(t, "POST", f.TokenURL, nil)), "DPoP")
+		f.introspectBoth(t, tok, mcpClient, "DPoP", map[string]any{"jkt": k.thumbprint(t)})
+	})
+	t.Run("certificate and DPoP proof", func(t *testing.T) {
+		// One proof-of-possession mechanism per token.
+		k := newDPoPKey(t, jwa.ES256)
+		wantError(t, f.tokenRequest(t, clientA, basic(certClient, certSecret), k.proof(t, "POST", f.TokenURL, nil)), http.StatusBadRequest, "invalid_request")
+	})
+	t.Run("launcher helpers over HTTPS", func(t *testing.T) {
+		tok := f.ClientCredentialsToken(t, mcpClient, mcpSecret, scope, resource)
+		checkActive(t, f.introspect(t, basic(gateway, gatewaySecret), "", tok).json(t), f.Issuer)
+		f.Revoke(t, mcpClient, mcpSecret, tok)
+		bound := accessToken(t, f.tokenRequest(t, clientA, basic(certClient, certSecret), ""), "Bearer")
+		f.Revoke(t, certClient, certSecret, bound) // revocation needs no certificate
+		for _, tk := range []string{tok, bound} {
+			if m := f.introspect(t, basic(gateway, gatewaySecret), "", tk).json(t); len(m) != 1 || m["active"] != false {
+				t.Errorf("after revocation: got %v, want {active:false}", m)
+			}
+		}
+	})
 }
