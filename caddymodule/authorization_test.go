@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/phantomgate/caddy-phantom-token/introspect"
@@ -118,19 +120,60 @@ func TestMetadataLocation(t *testing.T) {
 }
 
 func TestChallengesEscapeAndOrder(t *testing.T) {
-	c := newChallenges(`my realm`, []string{"a", "b"}, "https://h/.well-known/oauth-protected-resource")
-	for got, want := range map[string]string{
-		c.missing:           `Bearer realm="my realm", scope="a b", resource_metadata="https://h/.well-known/oauth-protected-resource"`,
-		c.insufficientScope: `Bearer realm="my realm", error="insufficient_scope", scope="a b", resource_metadata="https://h/.well-known/oauth-protected-resource"`,
+	const md = "https://h/.well-known/oauth-protected-resource"
+	c := newChallenges(`my realm`, []string{"a", "b"}, md, nil)
+	for _, tc := range []struct {
+		got  challenge
+		want []string
+	}{
+		{c.missing, []string{`Bearer realm="my realm", scope="a b", resource_metadata="` + md + `"`}},
+		{c.insufficientScope, []string{`Bearer realm="my realm", error="insufficient_scope", scope="a b", resource_metadata="` + md + `"`}},
+		{c.invalidDPoPProof, nil},
 	} {
-		if got != want {
-			t.Errorf("challenge = %s\nwant        %s", got, want)
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("challenge = %q\nwant        %q", tc.got, tc.want)
 		}
 	}
-	if got := newChallenges("", nil, "").missing; got != `Bearer realm="phantom_token"` {
+	if got := newChallenges("", nil, "", nil).missing; !slices.Equal(got, challenge{`Bearer realm="phantom_token"`}) {
 		t.Errorf("a challenge needs a parameter; got %s", got)
 	}
 	if got := param("x", `a"b\c`); got != `x="a\"b\\c"` {
 		t.Errorf("param escaping = %s", got)
+	}
+}
+
+// With DPoP the challenges name both schemes, DPoP first with its algs,
+// each in its own field; with dpop required only DPoP; the proof and nonce
+// errors are DPoP's, beside the plain Bearer challenge.
+func TestChallengesWithDPoP(t *testing.T) {
+	const md = "https://h/.well-known/oauth-protected-resource"
+	c := newChallenges("", []string{"mcp:tools"}, md, &dpopChallenges{algs: "ES256 EdDSA"})
+	for _, tc := range []struct {
+		got  challenge
+		want []string
+	}{
+		{c.missing, []string{
+			`DPoP scope="mcp:tools", algs="ES256 EdDSA", resource_metadata="` + md + `"`,
+			`Bearer scope="mcp:tools", resource_metadata="` + md + `"`}},
+		{c.invalidToken, []string{
+			`DPoP error="invalid_token", error_description="the access token is not valid for this resource", algs="ES256 EdDSA", resource_metadata="` + md + `"`,
+			`Bearer error="invalid_token", error_description="the access token is not valid for this resource", resource_metadata="` + md + `"`}},
+		{c.invalidDPoPProof, []string{
+			`DPoP error="invalid_dpop_proof", error_description="the DPoP proof is not valid for this request", algs="ES256 EdDSA", resource_metadata="` + md + `"`,
+			`Bearer scope="mcp:tools", resource_metadata="` + md + `"`}},
+		{c.useDPoPNonce, []string{
+			`DPoP error="use_dpop_nonce", error_description="the DPoP proof must carry the nonce in the DPoP-Nonce header", algs="ES256 EdDSA", resource_metadata="` + md + `"`,
+			`Bearer scope="mcp:tools", resource_metadata="` + md + `"`}},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("challenge = %q\nwant        %q", tc.got, tc.want)
+		}
+		if cap(tc.got) != len(tc.got) {
+			t.Errorf("a shared challenge has spare capacity: an append would write into it")
+		}
+	}
+	req := newChallenges("", []string{"mcp:tools"}, md, &dpopChallenges{algs: "ES256", required: true})
+	if len(req.missing) != 1 || !strings.HasPrefix(req.missing[0], "DPoP ") || len(req.invalidDPoPProof) != 1 {
+		t.Errorf("dpop required: missing %q, proof %q; want DPoP only", req.missing, req.invalidDPoPProof)
 	}
 }

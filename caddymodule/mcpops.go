@@ -43,7 +43,7 @@ type mcpRule struct {
 	needs [][]string
 	// challenge is the insufficient_scope challenge naming every scope
 	// the operation needs.
-	challenge string
+	challenge challenge
 }
 
 // mcpPolicy is a route's per-operation authorization; nil on routes
@@ -213,7 +213,7 @@ func (h *Handler) provisionMCP(satisfiers func(string) []string, metadataURL str
 		r := mcpRule{
 			method:    op.Method,
 			needs:     needsFor(needed, satisfiers),
-			challenge: newChallenges(h.Realm, withoutOfflineAccess(needed), metadataURL).insufficientScope,
+			challenge: newChallenges(h.Realm, withoutOfflineAccess(needed), metadataURL, h.dpopChallenges()).insufficientScope,
 		}
 		if op.Name != "" {
 			r.pattern, _ = mcprpc.ParsePattern(op.Name) // checked by validateMCP

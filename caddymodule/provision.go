@@ -158,7 +158,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.String("resource", h.Resource))
 		}
 	}
-	h.challenges = newChallenges(h.Realm, withoutOfflineAccess(h.RequiredScopes), metadataURL)
+	h.challenges = newChallenges(h.Realm, withoutOfflineAccess(h.RequiredScopes), metadataURL, h.dpopChallenges())
 	satisfiers := scopeSatisfiers(h.ScopeImplies)
 	h.policy = newPolicy(policy{resource: h.resource, allowMissingAudience: h.AllowMissingAudience,
 		requiredScopes: needsFor(h.RequiredScopes, satisfiers)})
