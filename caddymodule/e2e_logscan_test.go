@@ -56,7 +56,7 @@ func noteSecret(token string) {
 
 // noteAuthorization records the token of an Authorization header value.
 func noteAuthorization(value string) {
-	if scheme, token, ok := strings.Cut(strings.TrimSpace(value), " "); ok && strings.EqualFold(scheme, "bearer") {
+	if scheme, token, ok := strings.Cut(strings.TrimSpace(value), " "); ok && (strings.EqualFold(scheme, "bearer") || strings.EqualFold(scheme, "dpop")) {
 		noteSecret(strings.TrimSpace(token))
 	}
 }
@@ -129,6 +129,8 @@ var (
 	// jwtPattern is a compact JWS: three base64url segments, the first
 	// a JSON object ("eyJ" is base64url of `{"`).
 	jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*`)
+	// dpopHeaderPattern is the DPoP request header in a logged request.
+	dpopHeaderPattern = regexp.MustCompile(`"Dpop":\[[^\]]*\]`)
 	// privateJWK is the private exponent or scalar of a JWK.
 	privateJWK = regexp.MustCompile(`\\?"(d|p|q|dp|dq|qi)\\?"\s*:`)
 )
@@ -198,6 +200,15 @@ func scanDebugLog(path string) int {
 func findSecret(line string, tokens []string) (what, redacted string) {
 	redacted = line
 	var kinds []string
+	// What a client sends in the DPoP header is its proof, not a secret:
+	// a proof is bound to one token (by its hash), method and URL, expires
+	// within a minute and is single-use at the gateway. Caddy logs request
+	// headers (it redacts Authorization, not DPoP), so proofs, and
+	// whatever else a client puts there, appear in its logs; the README
+	// says how to filter them out.
+	redacted = dpopHeaderPattern.ReplaceAllStringFunc(redacted, func(h string) string {
+		return jwtPattern.ReplaceAllString(h, "<dpop proof>")
+	})
 	if jwtPattern.MatchString(redacted) {
 		kinds = append(kinds, "jwt")
 		redacted = jwtPattern.ReplaceAllString(redacted, "<jwt>")
@@ -275,6 +286,10 @@ func TestLogScanFindsSecrets(t *testing.T) {
 	}{
 		{`{"level":"debug","msg":"introspection failed","token_fingerprint":"0a1b2c3d4e5f"}`, ""},
 		{`{"msg":"x","authorization":"Bearer ` + jwt + `"}`, "jwt"},
+		// A DPoP proof in the logged DPoP header is not a secret; a JWT
+		// elsewhere is.
+		{`{"msg":"x","headers":{"Dpop":["eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJqdGkiOiJ4In0.c2ln"]}}`, ""},
+		{`{"msg":"x","headers":{"Dpop":["eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJqdGkiOiJ4In0.c2ln"],"X":["` + jwt + `"]}}`, "jwt"},
 		{`{"msg":"x","token":"opaque-token-123"}`, "opaque token"},
 		{`{"msg":"x","client_secret":"s3cret"}`, "client secret"},
 		{`{"msg":"-----BEGIN PRIVATE KEY-----"}`, "pem private key"},

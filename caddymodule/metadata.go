@@ -28,6 +28,10 @@ type protectedResourceMetadata struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+	// RFC 9728 §2: what proof of possession the route accepts.
+	TLSClientCertificateBoundAccessTokens bool     `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	DPoPSigningAlgValuesSupported         []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired         bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // metadata is what the handler serves, built once at provisioning.
@@ -62,14 +66,20 @@ func (h *Handler) newMetadata() (*metadata, error) {
 	if h.MetadataPath != "" {
 		path = escapedPath(h.MetadataPath)
 	}
-	body, err := json.Marshal(protectedResourceMetadata{
-		Resource:               h.Resource,
-		AuthorizationServers:   h.AuthorizationServers,
-		ScopesSupported:        h.defaultScopesSupported(),
-		BearerMethodsSupported: []string{"header"},
-		ResourceName:           h.ResourceName,
-		ResourceDocumentation:  h.ResourceDocumentation,
-	})
+	doc := protectedResourceMetadata{
+		Resource:                              h.Resource,
+		AuthorizationServers:                  h.AuthorizationServers,
+		ScopesSupported:                       h.defaultScopesSupported(),
+		BearerMethodsSupported:                []string{"header"},
+		ResourceName:                          h.ResourceName,
+		ResourceDocumentation:                 h.ResourceDocumentation,
+		TLSClientCertificateBoundAccessTokens: h.MTLSBound,
+	}
+	if h.DPoP != nil {
+		doc.DPoPSigningAlgValuesSupported = h.dpopAlgorithms()
+		doc.DPoPBoundAccessTokensRequired = h.DPoP.Required
+	}
+	body, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("building protected resource metadata: %v", err)
 	}

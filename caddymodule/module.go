@@ -229,6 +229,8 @@ type Handler struct {
 	domain *purgeDomain
 	// mcp is the per-operation authorization; nil without mcp_operation.
 	mcp *mcpPolicy
+	// dpop is the DPoP proof checking; nil without dpop.
+	dpop *dpopState
 }
 
 // DPoPConfig configures DPoP (RFC 9449) at the gateway.

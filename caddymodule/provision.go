@@ -173,6 +173,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.domain.keep(max(h.maxTTL, h.negTTL))
+	if err := h.provisionDPoP(); err != nil {
+		return err
+	}
 
 	identity := h.cacheIdentity()
 	h.keyer = cache.NewKeyer(identity)

@@ -37,7 +37,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveJWKS(w, r)
 	}
 
-	token, cred := parseAuthorization(r.Header)
+	var token string
+	var cred credentials
+	if h.dpop == nil {
+		token, cred = parseAuthorization(r.Header)
+	} else {
+		token, cred = parseAuthorizationDPoP(r.Header)
+	}
 	switch cred {
 	case noCredentials:
 		countRequest(resultRejected)
@@ -45,6 +51,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case badRequest:
 		countRequest(resultRejected)
 		return reject(w, http.StatusBadRequest, h.challenges.invalidRequest, errMalformed)
+	}
+	// The proof is checked before the token is looked up: it is the
+	// client's, every request makes a new one, and a bad one must cost
+	// the AS nothing.
+	var thumbprint string
+	if h.dpop != nil {
+		var err error
+		if thumbprint, err = h.checkDPoP(w, r, token, cred); err != nil {
+			return err
+		}
 	}
 
 	key := h.keyer.Key(token)
@@ -79,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if v == invalidToken {
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errInvalidToken)
 	}
-	if e.bound() && !h.checkBinding(r, &e, cred, "") {
+	if (e.bound() || cred == dpopToken) && !h.checkBinding(r, &e, cred, thumbprint) {
 		countBindingRejection(reasonBindingMismatch)
 		return reject(w, http.StatusUnauthorized, h.challenges.invalidToken, errBindingMismatch)
 	}
@@ -102,6 +118,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// is exactly one) and drop a query-string copy of the token.
 	r.Header["Authorization"][0] = e.header()
 	stripAccessTokenQuery(r)
+	if h.dpop != nil {
+		// The gateway terminated the proof; the upstream gets a plain
+		// Bearer JWT (with cnf when the source carries it).
+		delete(r.Header, "Dpop")
+	}
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// Pointers convert to anys without allocating (see

@@ -1,9 +1,11 @@
 package dpop
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxProofSize bounds the DPoP header value before anything is decoded. An
@@ -93,8 +95,14 @@ func (o object) str(name string) (s string, present, ok bool) {
 	if !present {
 		return "", false, false
 	}
-	if len(raw) == 0 || raw[0] != '"' {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", true, false
+	}
+	// The object was validated by json.Unmarshal, so a string without
+	// escapes is its bytes, unless they are invalid UTF-8 (which decoding
+	// would replace): skip the reflection for the common case.
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true, true
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", true, false

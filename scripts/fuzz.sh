@@ -19,6 +19,7 @@ targets=(
 	./caddymodule:FuzzParseAuthorization
 	./caddymodule:FuzzUnmarshalCaddyfile
 	./caddymodule:FuzzStripAccessTokenQuery
+	./dpop:FuzzVerify
 	./introspect:FuzzCacheControl
 	./introspect:FuzzIntrospectJSON
 	./introspect:FuzzIntrospectJWT
