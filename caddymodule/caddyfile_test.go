@@ -108,6 +108,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown token_exchange subdirective", "phantom_token {\ntoken_exchange {\nurl x\n}\n}", "token_exchange: unknown subdirective 'url'"},
 		{"token_exchange argument", "phantom_token {\ntoken_exchange https://x\n}", "token_exchange: expected a block"},
 		{"inline argument", `phantom_token https://as.example.com`, "wrong argument count"},
+		{"dpop argument", "phantom_token {\ndpop on\n}", "dpop: expected a block"},
+		{"unknown dpop subdirective", "phantom_token {\ndpop {\nalgs ES256\n}\n}", "dpop: unknown subdirective 'algs'"},
+		{"duplicate dpop subdirective", "phantom_token {\ndpop {\nnonce\nnonce\n}\n}", "dpop: duplicate subdirective 'nonce'"},
+		{"dpop required argument", "phantom_token {\ndpop {\nrequired yes\n}\n}", "dpop required: takes no arguments"},
+		{"dpop no algorithms", "phantom_token {\ndpop {\nalgorithms\n}\n}", "algorithms: expected <alg>..."},
+		{"dpop zero max_age", "phantom_token {\ndpop {\nmax_age 0\n}\n}", "max_age: expected a positive duration"},
+		{"dpop two origins", "phantom_token {\ndpop {\norigin a b\n}\n}", "origin: expected one argument, got another"},
+		{"mtls_bound argument", "phantom_token {\nmtls_bound yes\n}", "mtls_bound: takes no arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler
@@ -195,5 +203,21 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Errorf("%s: adapted JSON differs (diff above)", f)
 			}
 		})
+	}
+}
+
+func TestUnmarshalCaddyfileDPoP(t *testing.T) {
+	var h Handler
+	input := "phantom_token {\ndpop {\nrequired\nalgorithms ES256 EdDSA\nmax_age 30s\nnonce\norigin https://mcp.example.com\n}\nmtls_bound\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	want := &DPoPConfig{Required: true, Algorithms: []string{"ES256", "EdDSA"}, MaxAge: caddy.Duration(30 * time.Second), Nonce: true, Origin: "https://mcp.example.com"}
+	if !reflect.DeepEqual(h.DPoP, want) || !h.MTLSBound {
+		t.Errorf("dpop = %+v, mtls_bound = %v; want %+v, true", h.DPoP, h.MTLSBound, want)
+	}
+	var empty Handler
+	if err := empty.UnmarshalCaddyfile(caddyfile.NewTestDispenser("phantom_token {\ndpop {\n}\n}")); err != nil || empty.DPoP == nil || empty.DPoP.Required {
+		t.Errorf("an empty dpop block: %+v, %v; want DPoP on with defaults", empty.DPoP, err)
 	}
 }

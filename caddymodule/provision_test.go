@@ -98,6 +98,22 @@ func TestProvisionErrors(t *testing.T) {
 		{"scope with space", func(h *Handler) { h.RequiredScopes = []string{"a b"} }, "required_scopes: invalid scope"},
 		{"negative max_ttl", func(h *Handler) { d := caddy.Duration(-1); h.Cache = &CacheConfig{MaxTTL: &d} }, "cache.max_ttl"},
 		{"quote in realm", func(h *Handler) { h.Realm = `a"b` }, "realm: must not contain quotes"},
+		{"dpop without resource or origin", func(h *Handler) { h.DPoP = &DPoPConfig{} }, "dpop origin: required when resource is not set"},
+		{"dpop HMAC algorithm", func(h *Handler) {
+			h.DPoP = &DPoPConfig{Origin: "https://mcp.example.com", Algorithms: []string{"ES256", "HS256"}}
+		},
+			`dpop algorithms: "HS256" is not allowed`},
+		{"dpop unknown algorithm", func(h *Handler) {
+			h.DPoP = &DPoPConfig{Origin: "https://mcp.example.com", Algorithms: []string{"ES257"}}
+		},
+			`dpop algorithms:`},
+		{"dpop origin with a path", func(h *Handler) { h.DPoP = &DPoPConfig{Origin: "https://mcp.example.com/mcp"} },
+			"dpop origin: expected scheme://host[:port] only"},
+		{"dpop origin not a URL", func(h *Handler) { h.DPoP = &DPoPConfig{Origin: "mcp.example.com"} },
+			"dpop origin: expected an absolute http(s) URL"},
+		{"dpop negative max_age", func(h *Handler) {
+			h.DPoP = &DPoPConfig{Origin: "https://mcp.example.com", MaxAge: caddy.Duration(-time.Second)}
+		}, "dpop max_age: expected a positive duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := validHandler()
