@@ -60,8 +60,9 @@ type stubAS struct {
 	mu      sync.Mutex
 	perTok  map[string]int
 	revoked map[string]bool
-	subject map[string]string // token → sub (default "user-<token>")
-	client  map[string]string // token → client_id (default "agent")
+	subject map[string]string         // token → sub (default "user-<token>")
+	client  map[string]string         // token → client_id (default "agent")
+	extra   map[string]map[string]any // token → more claims (e.g. cnf)
 	// jwts are every JWT handed out, for the Redis dump check.
 	jwts []string
 }
@@ -72,7 +73,7 @@ func newStubAS(t *testing.T) *stubAS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := &stubAS{key: key, perTok: map[string]int{}, revoked: map[string]bool{}, subject: map[string]string{}, client: map[string]string{}}
+	as := &stubAS{key: key, perTok: map[string]int{}, revoked: map[string]bool{}, subject: map[string]string{}, client: map[string]string{}, extra: map[string]map[string]any{}}
 	pub, _ := jwk.FromRaw(key.Public())
 	_ = pub.Set(jwk.KeyIDKey, "fleet-1")
 	_ = pub.Set(jwk.AlgorithmKey, jwa.RS256)
@@ -90,7 +91,7 @@ func newStubAS(t *testing.T) *stubAS {
 		as.calls.Add(1)
 		as.mu.Lock()
 		as.perTok[tok]++
-		revoked, sub, client := as.revoked[tok], as.subject[tok], as.client[tok]
+		revoked, sub, client, extra := as.revoked[tok], as.subject[tok], as.client[tok], as.extra[tok]
 		as.mu.Unlock()
 		time.Sleep(time.Duration(as.latency.Load()))
 		if revoked {
@@ -103,11 +104,15 @@ func newStubAS(t *testing.T) *stubAS {
 		if client == "" {
 			client = "agent"
 		}
-		jwt := as.sign(t, map[string]any{
+		claims := map[string]any{
 			"iss": as.srv.URL, "sub": sub, "client_id": client, "aud": resource,
 			"scope": "mcp:tools fleet-scope-text", "iat": time.Now().Unix(),
 			"exp": time.Now().Add(time.Hour).Unix(), "jti": "jti-" + tok,
-		})
+		}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		jwt := as.sign(t, claims)
 		w.Header().Set("Content-Type", "application/jwt")
 		_, _ = io.WriteString(w, jwt)
 	})
@@ -168,6 +173,7 @@ type nodeOptions struct {
 	redisAddrs []string
 	secret     string // default "fleet-secret"
 	maxTTL     string // default 10m
+	directives string // more phantom_token directives (e.g. a dpop block)
 }
 
 // startNode runs the gateway binary with a Caddyfile in front of an
@@ -209,11 +215,12 @@ http://%s {
 			}
 		}
 		timeout 3s
+%s
 	}
 	reverse_proxy %s
 }
 `, admin, dir, listen, as.srv.URL, as.srv.URL, resource, as.srv.URL, o.maxTTL,
-		strings.Join(o.redisAddrs, " "), o.secret, strings.TrimPrefix(upstream, "http://"))
+		strings.Join(o.redisAddrs, " "), o.secret, o.directives, strings.TrimPrefix(upstream, "http://"))
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
