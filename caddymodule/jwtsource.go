@@ -23,7 +23,7 @@ const defaultJWKSPath = "/.well-known/jwks.json"
 // introspection and token exchange.
 type clientAuthSettings struct {
 	assertionKey jwk.Key      // private_key_jwt
-	httpClient   *http.Client // tls_client_auth; nil means the default client
+	httpClient   *http.Client // tls_client_auth or tls_ca; nil means the default client
 	timeout      time.Duration
 }
 
@@ -39,6 +39,13 @@ func (h *Handler) provisionClientAuth(timeout time.Duration) (clientAuthSettings
 	case introspect.TLSClientAuth:
 		if auth.httpClient, err = introspect.NewTLSClientAuthHTTPClient(h.TLSClientCert, h.TLSClientKey, h.TLSCA); err != nil {
 			return auth, fmt.Errorf("tls_client_cert, tls_client_key, tls_ca: %v", err)
+		}
+		return auth, nil
+	}
+	if h.TLSCA != "" {
+		// An AS behind a private CA, with any other client_auth.
+		if auth.httpClient, err = introspect.NewCAHTTPClient(h.TLSCA); err != nil {
+			return auth, fmt.Errorf("tls_ca: %v", err)
 		}
 	}
 	return auth, nil
@@ -64,8 +71,8 @@ func (h *Handler) validateClientAuth() error {
 		return fmt.Errorf("client_assertion_key, client_assertion_audience: only valid with client_auth private_key_jwt")
 	case method == string(introspect.TLSClientAuth) && (h.TLSClientCert == "" || h.TLSClientKey == ""):
 		return fmt.Errorf("tls_client_cert, tls_client_key: required with client_auth tls_client_auth")
-	case method != string(introspect.TLSClientAuth) && (h.TLSClientCert != "" || h.TLSClientKey != "" || h.TLSCA != ""):
-		return fmt.Errorf("tls_client_cert, tls_client_key, tls_ca: only valid with client_auth tls_client_auth")
+	case method != string(introspect.TLSClientAuth) && (h.TLSClientCert != "" || h.TLSClientKey != ""):
+		return fmt.Errorf("tls_client_cert, tls_client_key: only valid with client_auth tls_client_auth")
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"private_key_jwt with a secret", func(h *Handler) { h.ClientAuth = "private_key_jwt" }, "client_secret: not used with client_auth private_key_jwt"},
 		{"tls_client_auth without cert", func(h *Handler) { h.ClientAuth, h.ClientSecret = "tls_client_auth", "" }, "tls_client_cert, tls_client_key: required"},
 		{"tls files with basic", func(h *Handler) { h.TLSClientCert = "/c.pem" }, "only valid with client_auth tls_client_auth"},
+		{"tls_ca file missing", func(h *Handler) { h.TLSCA = "/nonexistent/ca.pem" }, "tls_ca: tls ca file"},
 		{"http jwks", func(h *Handler) { h.ASJWKSURI = "http://as.example.com/jwks" }, "as_jwks_uri: http is only allowed for loopback"},
 		{"resource with fragment", func(h *Handler) { h.Resource = "https://mcp.example.com/mcp#x" }, "resource: url must not contain a fragment"},
 		{"audience without resource", func(h *Handler) { h.Audience = []string{"x"} }, "only valid together with resource"},

@@ -27,6 +27,21 @@ func NewTLSClientAuthHTTPClient(certFile, keyFile, caFile string) (*http.Client,
 		// never the key.
 		return nil, fmt.Errorf("tls client certificate %s / key %s: %w", certFile, keyFile, err)
 	}
+	c, err := NewCAHTTPClient(caFile)
+	if err != nil {
+		return nil, err
+	}
+	c.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{cert}
+	return c, nil
+}
+
+// NewCAHTTPClient returns the package's default client (TLS 1.2 minimum,
+// redirects not followed, its own pooled transport) verifying the AS's
+// server certificate against the PEM bundle caFile when set, else the
+// system roots: for an AS behind a private CA, whatever the client
+// authentication. It reads the file and does no network I/O. The caller
+// owns the client: call its CloseIdleConnections when done.
+func NewCAHTTPClient(caFile string) (*http.Client, error) {
 	var roots *x509.CertPool
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -39,8 +54,6 @@ func NewTLSClientAuthHTTPClient(certFile, keyFile, caFile string) (*http.Client,
 		}
 	}
 	c := newDefaultHTTPClient(noRedirects)
-	tr := c.Transport.(*http.Transport)
-	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
-	tr.TLSClientConfig.RootCAs = roots
+	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
 	return c, nil
 }

@@ -1,8 +1,6 @@
 // Package mtlsas runs a certificate-bound token (RFC 8705) from the real node
-// oidc-provider through the gateway with mtls_bound. It is a package of its
-// own because the gateway trusts the AS's private CA through SSL_CERT_FILE
-// (tls_ca is for tls_client_auth only), which Go reads once per process,
-// when the first connection is verified against the system roots.
+// oidc-provider, served over HTTPS by a private CA, through the gateway with
+// mtls_bound.
 package mtlsas
 
 import (
@@ -37,7 +35,7 @@ import (
 )
 
 // TestCertificateBoundTokenFromTheRealAS: oidc-provider (mTLS feature on,
-// HTTPS) binds a client-credentials token to the certificate the client
+// HTTPS with a private CA the gateway trusts through tls_ca) binds a client-credentials token to the certificate the client
 // presented (cnf.x5t#S256); the gateway, on TLS asking for client
 // certificates and with mtls_bound, forwards the request with that
 // certificate, with the binding copied into the JWT it signs, and refuses
@@ -61,7 +59,6 @@ func TestCertificateBoundTokenFromTheRealAS(t *testing.T) {
 	if err := os.WriteFile(caFile, as.RootCAPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("SSL_CERT_FILE", caFile)
 
 	certA := oidcprovider.ClientCertificate(t, "agent-a")
 	certB := oidcprovider.ClientCertificate(t, "agent-b")
@@ -83,7 +80,7 @@ func TestCertificateBoundTokenFromTheRealAS(t *testing.T) {
 	cfg := strings.NewReplacer(
 		"{PORT}", port, "{CERT}", certFile, "{KEY}", keyFile, "{AS}", as.Issuer,
 		"{INTROSPECTION}", as.IntrospectionURL, "{ORIGIN}", origin, "{RESOURCE}", resource,
-		"{SIGNING_KEY}", signingKey, "{UPSTREAM}", strings.TrimPrefix(upstream.URL, "http://"),
+		"{SIGNING_KEY}", signingKey, "{UPSTREAM}", strings.TrimPrefix(upstream.URL, "http://"), "{AS_CA}", caFile,
 	).Replace(caddyfile)
 	var c gatewaytest.Caddy
 	c.Load(t, cfg, nil)
@@ -148,6 +145,7 @@ https://localhost:{PORT} {
 		introspection_endpoint {INTROSPECTION}
 		client_id gateway
 		client_secret gateway-secret
+		tls_ca {AS_CA}
 		introspection_format json
 		sign {
 			issuer {ORIGIN}
