@@ -49,7 +49,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	requireJWT, err := mcpserver.RequireJWT(ctx, mcpserver.Config{
 		JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Resource: cfg.Resource,
-		RequiredScopes: []string{cfg.Scope}, HTTPClient: cfg.HTTPClient,
+		RequiredScopes: []string{cfg.Scope}, HTTPClient: cfg.HTTPClient, Realm: "api",
 	})
 	if err != nil {
 		return nil, err

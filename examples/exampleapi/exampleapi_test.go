@@ -104,7 +104,7 @@ func TestAPI(t *testing.T) {
 		{"alice", s.sign(t, "alice", apiResource, "api:read"), 200, `{"notes":["a1","a2"],"user":"alice"}`},
 		{"bob", s.sign(t, "bob", apiResource, "api:read other"), 200, `{"notes":["b1"],"user":"bob"}`},
 		{"a subject without data", s.sign(t, "carol", apiResource, "api:read"), 200, `{"notes":[],"user":"carol"}`},
-		{"the MCP server's audience", s.sign(t, "alice", mcpResource, "api:read"), 401, `error="invalid_token"`},
+		{"the MCP server's audience", s.sign(t, "alice", mcpResource, "api:read"), 401, `Bearer realm="api", error="invalid_token"`},
 		{"without the scope", s.sign(t, "alice", apiResource, "mcp:tools"), 403, `error="insufficient_scope", scope="api:read"`},
 		{"no token", "", 401, `Bearer`},
 	} {

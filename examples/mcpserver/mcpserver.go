@@ -27,6 +27,8 @@ type Config struct {
 	RequiredScopes []string
 	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
 	HTTPClient *http.Client
+	// Realm is the realm of the server's Bearer challenges; default "mcp".
+	Realm string
 	// Stateless serves every protocol version without sessions, as
 	// 2026-07-28 always is, so that any replica can answer any request.
 	// Otherwise clients of older versions get sessions (Mcp-Session-Id).

@@ -10,8 +10,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
-// realm names this server in its challenges.
-const realm = "mcp"
+// defaultRealm names this server in its challenges unless Config.Realm
+// says otherwise.
+const defaultRealm = "mcp"
 
 // verifiedKey carries the TokenInfo of a verified request from middleware to
 // the SDK's RequireBearerToken.
@@ -32,6 +33,10 @@ func (v *verifier) middleware(next http.Handler) http.Handler {
 		return nil, auth.ErrInvalidToken
 	}, &auth.RequireBearerTokenOptions{ClockSkew: leeway})(next)
 
+	realm := v.cfg.Realm
+	if realm == "" {
+		realm = defaultRealm
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, status := bearerToken(r)
 		switch status {
