@@ -69,10 +69,9 @@ type Handler struct {
 	TLSClientCert string `json:"tls_client_cert,omitempty"`
 	TLSClientKey  string `json:"tls_client_key,omitempty"`
 
-	// TLSCA is an optional CA file (PEM) for verifying the server
-	// certificate of the AS's introspection and token-exchange endpoints,
-	// with any client_auth. Default: the system roots. (as_jwks_uri is
-	// fetched with the system roots.)
+	// TLSCA is an optional CA file (PEM) for verifying the AS's server
+	// certificate (introspection, token exchange and as_jwks_uri), with
+	// any client_auth. Default: the system roots.
 	TLSCA string `json:"tls_ca,omitempty"`
 
 	// IntrospectionIATSkew bounds how old or how far in the future the

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -18,15 +20,19 @@ import (
 var verifiers = caddy.NewUsagePool()
 
 // pooledVerifier stops its verifier's background refresher when its last
-// user leaves.
+// user leaves, and closes the connections of its tls_ca client.
 type pooledVerifier struct {
 	*introspect.JWKSVerifier
-	stop context.CancelFunc
+	stop   context.CancelFunc
+	client *http.Client // nil: the verifier's own
 }
 
 // Destruct implements caddy.Destructor.
 func (p pooledVerifier) Destruct() error {
 	p.stop()
+	if p.client != nil {
+		p.client.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -34,22 +40,31 @@ func (p pooledVerifier) Destruct() error {
 // It does no network I/O.
 func (h *Handler) loadVerifier() error {
 	uri := h.ASJWKSURI
-	val, _, err := verifiers.LoadOrNew(uri, func() (caddy.Destructor, error) {
+	// Handlers that trust another CA for the AS get another verifier.
+	key := uri + "\x00" + h.TLSCA
+	val, _, err := verifiers.LoadOrNew(key, func() (caddy.Destructor, error) {
+		var client *http.Client
+		if h.TLSCA != "" {
+			var err error
+			if client, err = introspect.NewJWKSCAHTTPClient(h.TLSCA); err != nil {
+				return nil, fmt.Errorf("tls_ca: %v", err)
+			}
+		}
 		// Not the config's context: the pool, not one config, decides
 		// when the refresher stops.
 		ctx, cancel := context.WithCancel(context.Background())
-		v, err := introspect.NewJWKSVerifier(ctx, uri, nil)
+		v, err := introspect.NewJWKSVerifier(ctx, uri, client)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		return pooledVerifier{JWKSVerifier: v, stop: cancel}, nil
+		return pooledVerifier{JWKSVerifier: v, stop: cancel, client: client}, nil
 	})
 	if err != nil {
 		return err
 	}
 	h.verifier = val.(pooledVerifier).JWKSVerifier
-	h.verifierKey = uri
+	h.verifierKey = key
 	return nil
 }
 

@@ -26,16 +26,17 @@ func TestVerifierSharedAcrossHandlers(t *testing.T) {
 	if oldH.verifier == nil || oldH.verifier != newH.verifier {
 		t.Fatal("two handlers with the same as_jwks_uri got different verifiers")
 	}
+	key := newH.verifierKey // the URI, and tls_ca, which is empty here
 	if err := oldH.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := verifiers.References(uri); !ok {
+	if _, ok := verifiers.References(key); !ok {
 		t.Fatal("the verifier left the pool while a handler still uses it")
 	}
 	if err := newH.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := verifiers.References(uri); ok {
+	if _, ok := verifiers.References(key); ok {
 		t.Fatal("the verifier stayed in the pool after its last user left")
 	}
 	if err := newH.Cleanup(); err != nil { // a second Cleanup is harmless

@@ -42,6 +42,16 @@ func NewTLSClientAuthHTTPClient(certFile, keyFile, caFile string) (*http.Client,
 // authentication. It reads the file and does no network I/O. The caller
 // owns the client: call its CloseIdleConnections when done.
 func NewCAHTTPClient(caFile string) (*http.Client, error) {
+	return newCAHTTPClient(caFile, noRedirects)
+}
+
+// NewJWKSCAHTTPClient is NewCAHTTPClient for [NewJWKSVerifier]: it follows
+// redirects as the verifier's own client does (at most 3, to https only).
+func NewJWKSCAHTTPClient(caFile string) (*http.Client, error) {
+	return newCAHTTPClient(caFile, jwksRedirects)
+}
+
+func newCAHTTPClient(caFile string, checkRedirect func(*http.Request, []*http.Request) error) (*http.Client, error) {
 	var roots *x509.CertPool
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -53,7 +63,7 @@ func NewCAHTTPClient(caFile string) (*http.Client, error) {
 			return nil, fmt.Errorf("tls ca file %s: no pem certificate found", caFile)
 		}
 	}
-	c := newDefaultHTTPClient(noRedirects)
+	c := newDefaultHTTPClient(checkRedirect)
 	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
 	return c, nil
 }
