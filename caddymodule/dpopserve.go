@@ -146,8 +146,9 @@ func (h *Handler) checkDPoP(w http.ResponseWriter, r *http.Request, token string
 		return "", nil
 	}
 	proofs := r.Header["Dpop"]
-	// The gateway consumes the proof: it must reach neither the upstream
-	// nor a log (Caddy redacts Authorization, not DPoP).
+	// The gateway consumes the proof: it must not reach the upstream,
+	// whatever happens next. (Caddy's logs keep a copy of the request
+	// taken before any handler runs; the README says how to filter it.)
 	delete(r.Header, "Dpop")
 	proof, err := h.dpop.verifier.Verify(r.Context(), proofs, dpop.Request{
 		Method: r.Method, URL: h.dpop.origin + originalEscapedPath(r), AccessToken: token,
