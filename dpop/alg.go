@@ -2,12 +2,8 @@ package dpop
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
-	"math/big"
+
+	"github.com/phantomgate/caddy-phantom-token/internal/jwssig"
 )
 
 // algSpec is one supported JWS algorithm (RFC 7518 §3, RFC 8037 §3.1):
@@ -44,46 +40,28 @@ var supportedAlgs = map[string]algSpec{
 var defaultAlgs = []string{"ES256", "EdDSA", "PS256"}
 
 // verify reports whether sig is a valid signature by key over input.
-// The key was built for this spec by parseJWK, so its type matches.
+// The key was built for this spec by parseJWK, so its type and curve
+// match.
 func (spec algSpec) verify(key *publicKey, input, sig []byte) bool {
+	var k crypto.PublicKey
 	switch spec.kty {
 	case "EC":
-		// RFC 7518 §3.4: R and S as fixed-length big-endian integers,
-		// concatenated (not ASN.1).
-		if len(sig) != 2*spec.size || key.ec == nil {
+		if key.ec == nil {
 			return false
 		}
-		r := new(big.Int).SetBytes(sig[:spec.size])
-		s := new(big.Int).SetBytes(sig[spec.size:])
-		return ecdsa.Verify(key.ec, spec.digest(input), r, s)
+		k = key.ec
 	case "OKP":
-		return key.ed != nil && ed25519.Verify(key.ed, input, sig)
+		if key.ed == nil {
+			return false
+		}
+		k = key.ed
 	case "RSA":
 		if key.rsa == nil {
 			return false
 		}
-		if spec.pss {
-			// RFC 7518 §3.5: the salt is as long as the hash.
-			opts := rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: spec.hash}
-			return rsa.VerifyPSS(key.rsa, spec.hash, spec.digest(input), sig, &opts) == nil
-		}
-		return rsa.VerifyPKCS1v15(key.rsa, spec.hash, spec.digest(input), sig) == nil
+		k = key.rsa
+	default:
+		return false
 	}
-	return false
-}
-
-// digest hashes the signing input with the spec's hash.
-func (spec algSpec) digest(input []byte) []byte {
-	switch spec.hash {
-	case crypto.SHA256:
-		d := sha256.Sum256(input)
-		return d[:]
-	case crypto.SHA384:
-		d := sha512.Sum384(input)
-		return d[:]
-	case crypto.SHA512:
-		d := sha512.Sum512(input)
-		return d[:]
-	}
-	return nil
+	return jwssig.Verify(k, spec.hash, spec.pss, input, jwssig.Digest(spec.hash, input), sig)
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phantomgate/caddy-phantom-token/internal/jwssig"
 )
 
 // JWKS fetching parameters.
@@ -172,7 +174,7 @@ func (v *JWKSVerifier) verifyParsed(ctx context.Context, compactJWT []byte, msg 
 			return badResponse(0, "no key in the as jwks matches the jwt (kid and alg)")
 		}
 	}
-	digest := spec.digest(input)
+	digest := jwssig.Digest(spec.hash, input)
 	for _, k := range keys {
 		if k.verify(spec, input, digest, sig) {
 			return nil

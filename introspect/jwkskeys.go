@@ -6,13 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
-	"math/big"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/phantomgate/caddy-phantom-token/internal/jwssig"
 )
 
 // keySpec is one allowed JWS algorithm: the key type it needs and how its
@@ -161,48 +160,19 @@ func candidateKeys(set *keySet, kid string, spec keySpec) []*verifyKey {
 	return noKid
 }
 
-// digest hashes the signing input for spec; nil for EdDSA.
-func (spec keySpec) digest(input []byte) []byte {
-	switch spec.hash {
-	case crypto.SHA256:
-		d := sha256.Sum256(input)
-		return d[:]
-	case crypto.SHA384:
-		d := sha512.Sum384(input)
-		return d[:]
-	case crypto.SHA512:
-		d := sha512.Sum512(input)
-		return d[:]
-	}
-	return nil
-}
-
 // verify reports whether sig is a valid spec signature by k over input,
 // whose hash is digest.
 func (k *verifyKey) verify(spec keySpec, input, digest, sig []byte) bool {
 	switch spec.kty {
 	case jwa.RSA:
-		if spec.pss {
-			// RFC 7518 §3.5: the salt is as long as the hash.
-			opts := rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: spec.hash}
-			return rsa.VerifyPSS(k.rsa, spec.hash, digest, sig, &opts) == nil
-		}
-		return rsa.VerifyPKCS1v15(k.rsa, spec.hash, digest, sig) == nil
+		return jwssig.Verify(k.rsa, spec.hash, spec.pss, input, digest, sig)
 	case jwa.EC:
 		if k.ec.Curve != spec.curve {
 			return false
 		}
-		// RFC 7518 §3.4: R and S as fixed-length big-endian integers,
-		// concatenated (not ASN.1).
-		size := (spec.curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*size {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		return ecdsa.Verify(k.ec, digest, r, s)
+		return jwssig.Verify(k.ec, spec.hash, false, input, digest, sig)
 	case jwa.OKP:
-		return ed25519.Verify(k.ed, input, sig)
+		return jwssig.Verify(k.ed, 0, false, input, digest, sig)
 	}
 	return false
 }
